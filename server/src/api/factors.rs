@@ -1,0 +1,282 @@
+//! `/v2/Services/{ServiceSid}/Entities/{Identity}/Factors`: CreateNewFactor, ListFactor,
+//! FetchFactor, UpdateFactor (which also verifies with `AuthPayload`), DeleteFactor.
+//!
+//! Push Factors: the device's P-256 key is validated on creation; verification is a DER ECDSA
+//! signature over the Factor SID (DEVICE-PROTOCOL.md §5). Creating a Factor for a new identity
+//! creates its Entity. `binding` appears only in the creation response.
+
+use actix_web::{web, HttpResponse};
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Map, Value};
+
+use super::auth::AccountAuth;
+use super::entities::{identity_param, EntityScope};
+use super::form::{Form, Params, Query};
+use super::paging::{list_response, PageRequest};
+use super::{entity_of, json_or_null, service_of, AppState, State};
+use crate::crypto::b64_decode;
+use crate::crypto::device_key::DeviceKey;
+use crate::domain::dates;
+use crate::domain::rules::{
+    string_map, APP_ID_MAX, FACTOR_FRIENDLY_NAME_MAX, JSON_TEXT_MAX, MAX_PUSH_FACTORS_PER_ENTITY,
+    NOTIFICATION_TOKEN_LEN,
+};
+use crate::domain::sid::SidKind;
+use crate::error::{ApiError, ApiResult};
+use crate::store::entities::EntityRow;
+use crate::store::factors::{FactorCreated, FactorRow};
+use crate::store::services::ServiceRow;
+
+#[derive(Deserialize)]
+pub struct FactorPath {
+    #[serde(rename = "ServiceSid")]
+    service_sid: String,
+    #[serde(rename = "Identity")]
+    identity: String,
+    #[serde(rename = "Sid")]
+    sid: String,
+}
+
+#[derive(Serialize)]
+struct FactorBody {
+    sid: String,
+    account_sid: String,
+    service_sid: String,
+    entity_sid: String,
+    identity: String,
+    date_created: String,
+    date_updated: String,
+    friendly_name: String,
+    status: String,
+    factor_type: String,
+    config: Value,
+    metadata: Value,
+    url: String,
+}
+
+/// The creation response: the Factor plus `binding` and `options`.
+#[derive(Serialize)]
+struct NewFactorBody {
+    #[serde(flatten)]
+    factor: FactorBody,
+    binding: Value,
+    options: Value,
+}
+
+fn render(state: &AppState, f: &FactorRow) -> FactorBody {
+    FactorBody {
+        sid: f.sid.clone(),
+        account_sid: f.account_sid.clone(),
+        service_sid: f.service_sid.clone(),
+        entity_sid: f.entity_sid.clone(),
+        identity: f.identity.clone(),
+        date_created: dates::format(f.date_created),
+        date_updated: dates::format(f.date_updated),
+        friendly_name: f.friendly_name.clone(),
+        status: f.status.clone(),
+        factor_type: f.factor_type.clone(),
+        config: json_or_null(Some(&f.config)),
+        metadata: json_or_null(f.metadata.as_deref()),
+        url: state.urls.entity_child(&f.service_sid, &f.identity, &format!("Factors/{}", f.sid)),
+    }
+}
+
+fn notification_token(p: &Params) -> ApiResult<Option<&str>> {
+    match p.get("Config.NotificationToken") {
+        Some(t) if !NOTIFICATION_TOKEN_LEN.contains(&t.chars().count()) => Err(ApiError::invalid(
+            "Config.NotificationToken",
+            "must be between 32 and 255 characters long",
+        )),
+        other => Ok(other),
+    }
+}
+
+fn metadata_param(p: &Params) -> ApiResult<Option<String>> {
+    match p.get("Metadata") {
+        None => Ok(None),
+        Some(text) => {
+            let map = string_map(text, JSON_TEXT_MAX).map_err(|reason| ApiError::invalid("Metadata", reason))?;
+            Ok(Some(Value::Object(map).to_string()))
+        }
+    }
+}
+
+/// Validates a push Factor creation and stores it (with its Entity when new). Shared by the
+/// backend route and, later, the device's access-token route.
+pub async fn create_push_factor(
+    state: &AppState,
+    service: &ServiceRow,
+    identity: &str,
+    p: &Params,
+) -> ApiResult<FactorRow> {
+    identity_param(identity)?;
+    let friendly_name = p.required("FriendlyName")?;
+    p.text("FriendlyName", FACTOR_FRIENDLY_NAME_MAX)?;
+    match p.required("FactorType")? {
+        "push" => {}
+        "totp" | "passkeys" => {
+            return Err(ApiError::invalid("FactorType", "only `push` Factors are supported by this emulator"))
+        }
+        _ => return Err(ApiError::invalid("FactorType", "must be one of: push, totp, passkeys")),
+    }
+    match p.get("Binding.Alg") {
+        Some("ES256") => {}
+        Some(_) => return Err(ApiError::BindingInvalid("Binding.Alg must be ES256".into())),
+        None => return Err(ApiError::BindingInvalid("Binding.Alg is required for push Factors".into())),
+    }
+    let public_key = p
+        .get("Binding.PublicKey")
+        .ok_or_else(|| ApiError::BindingInvalid("Binding.PublicKey is required for push Factors".into()))?;
+    if DeviceKey::from_spki_base64(public_key).is_none() {
+        return Err(ApiError::BindingInvalid(
+            "Binding.PublicKey must be a base64 P-256 public key in X.509 SubjectPublicKeyInfo DER".into(),
+        ));
+    }
+    let sdk_version = p.required("Config.SdkVersion")?;
+    p.text("Config.SdkVersion", 64)?;
+    let app_id = p.required("Config.AppId")?;
+    p.text("Config.AppId", APP_ID_MAX)?;
+    let platform = p
+        .one_of("Config.NotificationPlatform", &["apn", "fcm", "none"])?
+        .ok_or(ApiError::MissingParameter("Config.NotificationPlatform"))?;
+    let token = notification_token(p)?;
+    if platform != "none" && token.is_none() {
+        return Err(ApiError::MissingParameter("Config.NotificationToken"));
+    }
+    let metadata = metadata_param(p)?;
+    let now = state.clock.now();
+    let config = json!({
+        "sdk_version": sdk_version,
+        "app_id": app_id,
+        "notification_platform": platform,
+        "notification_token": token,
+        "credential_sid": SidKind::Credential.generate(),
+    });
+    let entity = EntityRow {
+        id: 0,
+        sid: SidKind::Entity.generate(),
+        service_id: service.id,
+        account_sid: service.account_sid.clone(),
+        service_sid: service.sid.clone(),
+        identity: identity.to_owned(),
+        date_created: now,
+        date_updated: now,
+    };
+    let factor = FactorRow {
+        id: 0,
+        sid: SidKind::Factor.generate(),
+        entity_id: 0,
+        account_sid: service.account_sid.clone(),
+        service_sid: service.sid.clone(),
+        entity_sid: String::new(),
+        identity: identity.to_owned(),
+        friendly_name: friendly_name.to_owned(),
+        factor_type: "push".to_owned(),
+        status: "unverified".to_owned(),
+        binding_alg: "ES256".to_owned(),
+        binding_public_key: public_key.to_owned(),
+        credential_sid: config["credential_sid"].as_str().unwrap_or_default().to_owned(),
+        config: config.to_string(),
+        metadata,
+        date_created: now,
+        date_updated: now,
+    };
+    match state.store.create_factor(&entity, factor, MAX_PUSH_FACTORS_PER_ENTITY).await? {
+        FactorCreated::Created(row) => Ok(row),
+        FactorCreated::LimitReached => Err(ApiError::FactorLimit(20)),
+        FactorCreated::DuplicateBinding => Err(ApiError::FactorExists),
+    }
+}
+
+pub async fn create_new_factor(
+    auth: AccountAuth,
+    state: State,
+    path: web::Path<EntityScope>,
+    Form(p): Form,
+) -> ApiResult<HttpResponse> {
+    let service = service_of(&state, &auth.account_sid, &path.service_sid).await?;
+    let factor = create_push_factor(&state, &service, &path.identity, &p).await?;
+    let binding = json!({"alg": factor.binding_alg, "public_key": factor.binding_public_key});
+    Ok(HttpResponse::Created().json(NewFactorBody { factor: render(&state, &factor), binding, options: Value::Null }))
+}
+
+async fn factor_of(state: &AppState, account_sid: &str, path: &FactorPath) -> ApiResult<FactorRow> {
+    let not_found = || {
+        ApiError::NotFound(format!("/v2/Services/{}/Entities/{}/Factors/{}", path.service_sid, path.identity, path.sid))
+    };
+    if !SidKind::Factor.matches(&path.sid) || !SidKind::Service.matches(&path.service_sid) {
+        return Err(not_found());
+    }
+    state.store.factor(account_sid, &path.service_sid, &path.identity, &path.sid).await?.ok_or_else(not_found)
+}
+
+pub async fn fetch_factor(auth: AccountAuth, state: State, path: web::Path<FactorPath>) -> ApiResult<HttpResponse> {
+    let factor = factor_of(&state, &auth.account_sid, &path).await?;
+    Ok(HttpResponse::Ok().json(render(&state, &factor)))
+}
+
+/// Applies an update body to a push Factor: `AuthPayload` verifies it, `FriendlyName` and
+/// `Config.*` change it (unknown `Config.*` keys are accepted and ignored, as the SDKs may send
+/// newer ones).
+pub fn apply_factor_update(factor: &mut FactorRow, p: &Params, now: i64) -> ApiResult<()> {
+    if let Some(payload) = p.get("AuthPayload") {
+        let key = DeviceKey::from_spki_base64(&factor.binding_public_key)
+            .ok_or_else(|| ApiError::Internal(anyhow::anyhow!("stored key of {} does not parse", factor.sid)))?;
+        let verified = b64_decode(payload).is_some_and(|sig| key.verify_der(factor.sid.as_bytes(), &sig));
+        if !verified {
+            return Err(ApiError::FactorVerificationFailed);
+        }
+        factor.status = "verified".to_owned();
+    }
+    if let Some(name) = p.text("FriendlyName", FACTOR_FRIENDLY_NAME_MAX)? {
+        factor.friendly_name = name.to_owned();
+    }
+    let mut config: Map<String, Value> = serde_json::from_str(&factor.config).unwrap_or_default();
+    if let Some(token) = notification_token(p)? {
+        config.insert("notification_token".into(), Value::String(token.to_owned()));
+    }
+    if let Some(version) = p.text("Config.SdkVersion", 64)? {
+        config.insert("sdk_version".into(), Value::String(version.to_owned()));
+    }
+    if let Some(platform) = p.one_of("Config.NotificationPlatform", &["apn", "fcm", "none"])? {
+        if platform != "none" && config.get("notification_token").is_none_or(Value::is_null) {
+            return Err(ApiError::MissingParameter("Config.NotificationToken"));
+        }
+        config.insert("notification_platform".into(), Value::String(platform.to_owned()));
+    }
+    factor.config = Value::Object(config).to_string();
+    factor.date_updated = now;
+    Ok(())
+}
+
+pub async fn update_factor(
+    auth: AccountAuth,
+    state: State,
+    path: web::Path<FactorPath>,
+    Form(p): Form,
+) -> ApiResult<HttpResponse> {
+    let mut factor = factor_of(&state, &auth.account_sid, &path).await?;
+    apply_factor_update(&mut factor, &p, state.clock.now())?;
+    state.store.update_factor(&factor).await?;
+    Ok(HttpResponse::Ok().json(render(&state, &factor)))
+}
+
+pub async fn delete_factor(auth: AccountAuth, state: State, path: web::Path<FactorPath>) -> ApiResult<HttpResponse> {
+    let factor = factor_of(&state, &auth.account_sid, &path).await?;
+    state.store.delete_factor(factor.id).await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+pub async fn list_factor(
+    auth: AccountAuth,
+    state: State,
+    path: web::Path<EntityScope>,
+    Query(q): Query,
+) -> ApiResult<HttpResponse> {
+    let service = service_of(&state, &auth.account_sid, &path.service_sid).await?;
+    let entity = entity_of(&state, &service, &path.identity).await?;
+    let request = PageRequest::from_query(&q, false)?;
+    let page = state.store.list_factors(entity.id, &request.window).await?;
+    let url = state.urls.entity_child(&service.sid, &entity.identity, "Factors");
+    Ok(list_response("factors", &url, &[], &request, page, |f| f.id, |f| render(&state, f)))
+}

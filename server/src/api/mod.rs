@@ -1,0 +1,141 @@
+//! HTTP only: one file per Twilio resource, the auth extractor, form decoding and paging.
+//!
+//! The route table below is the single place routes are declared: it registers the handlers
+//! and is exported as [`ROUTES`], which a test compares with `openapi.yaml`.
+
+pub mod access_tokens;
+pub mod auth;
+pub mod challenges;
+pub mod entities;
+pub mod factors;
+pub mod form;
+pub mod forms;
+pub mod health;
+pub mod paging;
+pub mod services;
+pub mod urls;
+pub mod webhooks;
+
+use actix_web::http::Method;
+use actix_web::{web, HttpRequest};
+
+use crate::accounts::Accounts;
+use crate::clock::SharedClock;
+use crate::crypto::access_token::TokenKey;
+use crate::domain::sid::SidKind;
+use crate::error::{ApiError, ApiResult};
+use crate::store::entities::EntityRow;
+use crate::store::services::ServiceRow;
+use crate::store::Store;
+pub use urls::Urls;
+
+/// Everything a handler may need.
+pub struct AppState {
+    pub store: Store,
+    pub clock: SharedClock,
+    pub accounts: Accounts,
+    pub token_key: TokenKey,
+    pub urls: Urls,
+}
+
+pub type State = web::Data<AppState>;
+
+/// Declares the routes once: `configure` registers them, `ROUTES` lists them.
+macro_rules! routes {
+    ($( $path:literal => { $( $method:ident => $handler:path ),+ $(,)? } ),+ $(,)?) => {
+        /// Every (method, path) this server serves, in OpenAPI path syntax.
+        pub const ROUTES: &[(&str, &str)] = &[ $( $( (stringify!($method), $path) ),+ ),+ ];
+
+        /// Registers every route, with 405 for a known path under another method.
+        pub fn configure(cfg: &mut web::ServiceConfig) {
+            $(
+                cfg.service(
+                    web::resource($path)
+                        $( .route(web::method(Method::$method).to($handler)) )+
+                        .default_service(web::to(method_not_allowed)),
+                );
+            )+
+        }
+    };
+}
+
+routes! {
+    "/healthz" => { GET => health::fetch_health },
+    "/v2/Services" => { POST => services::create_service, GET => services::list_service },
+    "/v2/Services/{Sid}" => {
+        GET => services::fetch_service,
+        POST => services::update_service,
+        DELETE => services::delete_service,
+    },
+    "/v2/Services/{ServiceSid}/Entities" => {
+        POST => entities::create_entity,
+        GET => entities::list_entity,
+    },
+    "/v2/Services/{ServiceSid}/Entities/{Identity}" => {
+        GET => entities::fetch_entity,
+        DELETE => entities::delete_entity,
+    },
+    "/v2/Services/{ServiceSid}/Entities/{Identity}/Factors" => {
+        POST => factors::create_new_factor,
+        GET => factors::list_factor,
+    },
+    "/v2/Services/{ServiceSid}/Entities/{Identity}/Factors/{Sid}" => {
+        GET => factors::fetch_factor,
+        POST => factors::update_factor,
+        DELETE => factors::delete_factor,
+    },
+    "/v2/Services/{ServiceSid}/Entities/{Identity}/Challenges" => {
+        POST => challenges::create_challenge,
+        GET => challenges::list_challenge,
+    },
+    "/v2/Services/{ServiceSid}/Entities/{Identity}/Challenges/{Sid}" => {
+        GET => challenges::fetch_challenge,
+    },
+    "/v2/Services/{ServiceSid}/AccessTokens" => { POST => access_tokens::create_access_token },
+    "/v2/Services/{ServiceSid}/AccessTokens/{Sid}" => { GET => access_tokens::fetch_access_token },
+    "/v2/Services/{ServiceSid}/Webhooks" => {
+        POST => webhooks::create_webhook,
+        GET => webhooks::list_webhook,
+    },
+    "/v2/Services/{ServiceSid}/Webhooks/{Sid}" => {
+        GET => webhooks::fetch_webhook,
+        POST => webhooks::update_webhook,
+        DELETE => webhooks::delete_webhook,
+    },
+    "/v2/Forms/{FormType}" => { GET => forms::fetch_form },
+}
+
+async fn method_not_allowed(req: HttpRequest) -> ApiResult<actix_web::HttpResponse> {
+    Err(ApiError::MethodNotAllowed(format!("{} {}", req.method(), req.path())))
+}
+
+/// The answer for any path no route matches.
+pub async fn not_found(req: HttpRequest) -> ApiResult<actix_web::HttpResponse> {
+    Err(ApiError::NotFound(req.path().to_owned()))
+}
+
+/// The Service `sid` of `account_sid`, or 404 (also for a malformed SID).
+pub async fn service_of(state: &AppState, account_sid: &str, sid: &str) -> ApiResult<ServiceRow> {
+    if !SidKind::Service.matches(sid) {
+        return Err(ApiError::NotFound(format!("/v2/Services/{sid}")));
+    }
+    state
+        .store
+        .service(account_sid, sid)
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("/v2/Services/{sid}")))
+}
+
+/// The Entity `identity` of `service`, or 404.
+pub async fn entity_of(state: &AppState, service: &ServiceRow, identity: &str) -> ApiResult<EntityRow> {
+    state
+        .store
+        .entity(service.id, identity)
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("/v2/Services/{}/Entities/{identity}", service.sid)))
+}
+
+/// Parses an optional stored JSON text into a value (`null` when absent or unreadable).
+pub fn json_or_null(text: Option<&str>) -> serde_json::Value {
+    text.and_then(|t| serde_json::from_str(t).ok()).unwrap_or(serde_json::Value::Null)
+}

@@ -1,0 +1,185 @@
+//! Twilio's Verify v2 list envelope: the `meta` object and `PageToken` paging.
+//!
+//! `PageToken` is an opaque keyset cursor (the id of the row a page starts after or ends
+//! before), so every page costs the same however deep it is. `Page` is "simply for client
+//! state" (spec): it is echoed and counted, never used to skip rows.
+
+use actix_web::HttpResponse;
+use serde::Serialize;
+use serde_json::{Map, Value};
+
+use super::form::Params;
+use crate::crypto::{b64url, b64url_decode};
+use crate::error::{ApiError, ApiResult};
+use crate::store::{Cursor, Page, Window};
+
+pub const DEFAULT_PAGE_SIZE: i64 = 50;
+pub const MAX_PAGE_SIZE: i64 = 1000;
+
+/// The paging parameters of one list request.
+#[derive(Debug, Clone)]
+pub struct PageRequest {
+    pub size: i64,
+    pub page: i64,
+    pub token: Option<String>,
+    pub window: Window,
+}
+
+impl PageRequest {
+    /// Reads `PageSize`, `Page` and `PageToken` (also iOS's `pageToken`).
+    pub fn from_query(q: &Params, descending: bool) -> ApiResult<PageRequest> {
+        let size = match q.get("PageSize") {
+            None => DEFAULT_PAGE_SIZE,
+            Some(v) => match v.trim().parse::<i64>() {
+                Ok(n) if (1..=MAX_PAGE_SIZE).contains(&n) => n,
+                _ => return Err(ApiError::InvalidPageSize),
+            },
+        };
+        let page = match q.get("Page") {
+            None => 0,
+            Some(v) => match v.trim().parse::<i64>() {
+                Ok(n) if n >= 0 => n,
+                _ => return Err(ApiError::invalid("Page", "must be an integer of at least 0")),
+            },
+        };
+        let token = q.get("PageToken").or_else(|| q.get("pageToken")).filter(|t| !t.is_empty());
+        let cursor = match token {
+            None => Cursor::Start,
+            Some(t) => decode_token(t).ok_or(ApiError::InvalidPageToken)?,
+        };
+        Ok(PageRequest {
+            size,
+            page,
+            token: token.map(str::to_owned),
+            window: Window { cursor, descending, limit: size },
+        })
+    }
+}
+
+fn encode_token(cursor: Cursor) -> String {
+    let text = match cursor {
+        Cursor::After(id) => format!("a{id}"),
+        Cursor::Before(id) => format!("b{id}"),
+        Cursor::Start => String::new(),
+    };
+    format!("PT{}", b64url(text.as_bytes()))
+}
+
+fn decode_token(token: &str) -> Option<Cursor> {
+    let raw = b64url_decode(token.strip_prefix("PT")?)?;
+    let text = std::str::from_utf8(&raw).ok()?;
+    let id = text.get(1..)?.parse::<i64>().ok().filter(|id| *id >= 0)?;
+    match text.as_bytes().first()? {
+        b'a' => Some(Cursor::After(id)),
+        b'b' => Some(Cursor::Before(id)),
+        _ => None,
+    }
+}
+
+#[derive(Serialize)]
+struct Meta {
+    page: i64,
+    page_size: i64,
+    first_page_url: String,
+    previous_page_url: Option<String>,
+    url: String,
+    next_page_url: Option<String>,
+    key: &'static str,
+}
+
+/// A list page: `{<key>: [...], "meta": {...}}`. `filters` are echoed into every paging URL,
+/// before `PageSize`, `Page` and `PageToken`.
+pub fn list_response<R, T: Serialize>(
+    key: &'static str,
+    list_url: &str,
+    filters: &[(&str, String)],
+    request: &PageRequest,
+    page: Page<R>,
+    id: impl Fn(&R) -> i64,
+    render: impl Fn(&R) -> T,
+) -> HttpResponse {
+    let url_for = |page_number: i64, token: Option<&str>| {
+        let mut url = format!("{list_url}?");
+        for (name, value) in filters {
+            url.push_str(name);
+            url.push('=');
+            url.push_str(&encode_component(value));
+            url.push('&');
+        }
+        url.push_str(&format!("PageSize={}&Page={page_number}", request.size));
+        if let Some(token) = token {
+            url.push_str("&PageToken=");
+            url.push_str(token);
+        }
+        url
+    };
+    let next = match page.rows.last() {
+        Some(last) if page.has_next => Some(url_for(request.page + 1, Some(&encode_token(Cursor::After(id(last)))))),
+        _ => None,
+    };
+    let previous = match page.rows.first() {
+        Some(first) if page.has_previous && request.page > 0 => {
+            Some(url_for(request.page - 1, Some(&encode_token(Cursor::Before(id(first))))))
+        }
+        _ => None,
+    };
+    let meta = Meta {
+        page: request.page,
+        page_size: request.size,
+        first_page_url: url_for(0, None),
+        previous_page_url: previous,
+        url: url_for(request.page, request.token.as_deref()),
+        next_page_url: next,
+        key,
+    };
+    let items: Vec<Value> = page.rows.iter().map(|r| serde_json::to_value(render(r)).unwrap_or(Value::Null)).collect();
+    let mut body = Map::new();
+    body.insert(key.to_owned(), Value::Array(items));
+    body.insert("meta".to_owned(), serde_json::to_value(meta).unwrap_or(Value::Null));
+    HttpResponse::Ok().json(body)
+}
+
+/// Percent-encodes a query value (RFC 3986 unreserved characters pass).
+fn encode_component(value: &str) -> String {
+    let mut out = String::with_capacity(value.len());
+    for b in value.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
+            out.push(char::from(b));
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tokens_round_trip_and_garbage_is_refused() {
+        for cursor in [Cursor::After(42), Cursor::Before(7)] {
+            assert_eq!(decode_token(&encode_token(cursor)), Some(cursor));
+        }
+        for bad in ["", "PT", "xyz", "PTbm9wZQ", "PT!!", "PTYS0x"] {
+            assert_eq!(decode_token(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn page_size_and_page_are_validated() {
+        let q = |s: &str| Params::decode(s.as_bytes()).unwrap_or_default();
+        assert!(matches!(PageRequest::from_query(&q("PageSize=0"), false), Err(ApiError::InvalidPageSize)));
+        assert!(matches!(PageRequest::from_query(&q("PageSize=1001"), false), Err(ApiError::InvalidPageSize)));
+        assert!(matches!(PageRequest::from_query(&q("PageSize=ten"), false), Err(ApiError::InvalidPageSize)));
+        assert!(PageRequest::from_query(&q("Page=-1"), false).is_err());
+        assert!(matches!(PageRequest::from_query(&q("PageToken=nope"), false), Err(ApiError::InvalidPageToken)));
+        let ok = PageRequest::from_query(&q("PageSize=1000&Page=3"), true);
+        assert!(matches!(ok, Ok(PageRequest { size: 1000, page: 3, .. })));
+    }
+
+    #[test]
+    fn query_values_are_percent_encoded() {
+        assert_eq!(encode_component("a b&c=d/é"), "a%20b%26c%3Dd%2F%C3%A9");
+    }
+}

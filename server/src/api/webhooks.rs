@@ -1,0 +1,175 @@
+//! `/v2/Services/{ServiceSid}/Webhooks`: CreateWebhook, ListWebhook, FetchWebhook, UpdateWebhook,
+//! DeleteWebhook. Only the configuration; delivery is the webhooks worker's.
+
+use actix_web::{web, HttpResponse};
+use serde::{Deserialize, Serialize};
+
+use super::auth::AccountAuth;
+use super::entities::ServiceScope;
+use super::form::{Form, Params, Query};
+use super::paging::{list_response, PageRequest};
+use super::{service_of, AppState, State};
+use crate::domain::dates;
+use crate::domain::rules::{is_http_url, WEBHOOK_EVENT_TYPES};
+use crate::domain::sid::SidKind;
+use crate::error::{ApiError, ApiResult};
+use crate::store::webhooks::WebhookRow;
+
+#[derive(Deserialize)]
+pub struct WebhookPath {
+    #[serde(rename = "ServiceSid")]
+    service_sid: String,
+    #[serde(rename = "Sid")]
+    sid: String,
+}
+
+#[derive(Serialize)]
+struct WebhookBody {
+    url: String,
+    sid: String,
+    account_sid: String,
+    service_sid: String,
+    friendly_name: String,
+    event_types: Vec<String>,
+    webhook_method: String,
+    webhook_url: String,
+    status: String,
+    version: String,
+    date_created: String,
+    date_updated: String,
+}
+
+fn render(state: &AppState, w: &WebhookRow) -> WebhookBody {
+    WebhookBody {
+        url: state.urls.service_child(&w.service_sid, &format!("Webhooks/{}", w.sid)),
+        sid: w.sid.clone(),
+        account_sid: w.account_sid.clone(),
+        service_sid: w.service_sid.clone(),
+        friendly_name: w.friendly_name.clone(),
+        event_types: w.event_types.split(',').filter(|e| !e.is_empty()).map(str::to_owned).collect(),
+        webhook_method: w.webhook_method.clone(),
+        webhook_url: w.webhook_url.clone(),
+        status: w.status.clone(),
+        version: w.version.clone(),
+        date_created: dates::format(w.date_created),
+        date_updated: dates::format(w.date_updated),
+    }
+}
+
+/// Applies every parameter present in `p` to `w` (create checks the required ones first).
+fn apply(w: &mut WebhookRow, p: &Params) -> ApiResult<()> {
+    if let Some(name) = p.text("FriendlyName", 64)? {
+        w.friendly_name = name.to_owned();
+    }
+    let events = p.all("EventTypes");
+    if p.has("EventTypes") {
+        let mut chosen: Vec<&str> = Vec::new();
+        for event in events.iter().flat_map(|e| e.split(',')).map(str::trim) {
+            if !WEBHOOK_EVENT_TYPES.contains(&event) {
+                return Err(ApiError::WebhookParameters(format!(
+                    "Invalid `EventTypes` {event:?}: expected one of {}",
+                    WEBHOOK_EVENT_TYPES.join(", ")
+                )));
+            }
+            if !chosen.contains(&event) {
+                chosen.push(event);
+            }
+        }
+        w.event_types = chosen.join(",");
+    }
+    if let Some(url) = p.get("WebhookUrl") {
+        if !is_http_url(url) || url.len() > 2048 {
+            return Err(ApiError::WebhookParameters("Invalid `WebhookUrl`: must be an absolute http or https URL".into()));
+        }
+        w.webhook_url = url.to_owned();
+    }
+    if let Some(status) = p.one_of("Status", &["enabled", "disabled"])? {
+        w.status = status.to_owned();
+    }
+    if let Some(version) = p.one_of("Version", &["v1", "v2"])? {
+        w.version = version.to_owned();
+    }
+    Ok(())
+}
+
+pub async fn create_webhook(
+    auth: AccountAuth,
+    state: State,
+    path: web::Path<ServiceScope>,
+    Form(p): Form,
+) -> ApiResult<HttpResponse> {
+    let service = service_of(&state, &auth.account_sid, &path.service_sid).await?;
+    p.required("FriendlyName")?;
+    if p.all("EventTypes").iter().all(|e| e.trim().is_empty()) {
+        return Err(ApiError::MissingParameter("EventTypes"));
+    }
+    p.required("WebhookUrl")?;
+    let now = state.clock.now();
+    let mut webhook = WebhookRow {
+        id: 0,
+        sid: SidKind::Webhook.generate(),
+        service_id: service.id,
+        account_sid: service.account_sid,
+        service_sid: service.sid,
+        friendly_name: String::new(),
+        event_types: String::new(),
+        webhook_url: String::new(),
+        webhook_method: "POST".to_owned(),
+        status: "enabled".to_owned(),
+        version: "v2".to_owned(),
+        date_created: now,
+        date_updated: now,
+    };
+    apply(&mut webhook, &p)?;
+    webhook.id = state.store.insert_webhook(&webhook).await?;
+    Ok(HttpResponse::Created().json(render(&state, &webhook)))
+}
+
+async fn webhook_of(state: &AppState, account_sid: &str, path: &WebhookPath) -> ApiResult<WebhookRow> {
+    let service = service_of(state, account_sid, &path.service_sid).await?;
+    let not_found = || ApiError::NotFound(format!("/v2/Services/{}/Webhooks/{}", path.service_sid, path.sid));
+    if !SidKind::Webhook.matches(&path.sid) {
+        return Err(not_found());
+    }
+    state.store.webhook(service.id, &path.sid).await?.ok_or_else(not_found)
+}
+
+pub async fn fetch_webhook(auth: AccountAuth, state: State, path: web::Path<WebhookPath>) -> ApiResult<HttpResponse> {
+    let webhook = webhook_of(&state, &auth.account_sid, &path).await?;
+    Ok(HttpResponse::Ok().json(render(&state, &webhook)))
+}
+
+pub async fn update_webhook(
+    auth: AccountAuth,
+    state: State,
+    path: web::Path<WebhookPath>,
+    Form(p): Form,
+) -> ApiResult<HttpResponse> {
+    let mut webhook = webhook_of(&state, &auth.account_sid, &path).await?;
+    if p.has("EventTypes") && p.all("EventTypes").iter().all(|e| e.trim().is_empty()) {
+        return Err(ApiError::WebhookParameters("Invalid `EventTypes`: must not be empty".into()));
+    }
+    apply(&mut webhook, &p)?;
+    webhook.date_updated = state.clock.now();
+    state.store.update_webhook(&webhook).await?;
+    Ok(HttpResponse::Ok().json(render(&state, &webhook)))
+}
+
+pub async fn delete_webhook(auth: AccountAuth, state: State, path: web::Path<WebhookPath>) -> ApiResult<HttpResponse> {
+    let webhook = webhook_of(&state, &auth.account_sid, &path).await?;
+    state.store.delete_webhook(webhook.service_id, &webhook.sid).await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+pub async fn list_webhook(
+    auth: AccountAuth,
+    state: State,
+    path: web::Path<ServiceScope>,
+    Query(q): Query,
+) -> ApiResult<HttpResponse> {
+    let service = service_of(&state, &auth.account_sid, &path.service_sid).await?;
+    let request = PageRequest::from_query(&q, false)?;
+    let page = state.store.list_webhooks(service.id, &request.window).await?;
+    let url = state.urls.service_child(&service.sid, "Webhooks");
+    Ok(list_response("webhooks", &url, &[], &request, page, |w| w.id, |w| render(&state, w)))
+}

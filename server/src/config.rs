@@ -1,0 +1,114 @@
+//! The command line. Every flag is also an environment variable (`VERIFY_PUSH_*`); `serve` is the
+//! default subcommand. `.env.example` lists every variable.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+pub const DEFAULT_DATABASE_URL: &str = "sqlite://data/verify-push.db";
+pub const DEFAULT_BIND: &str = "127.0.0.1:8080";
+
+/// A self-hosted emulator of Twilio Verify Push (the Verify v2 REST API).
+#[derive(Parser)]
+#[command(name = "verify-push-server", version, about, args_conflicts_with_subcommands = true)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+    /// Options of `serve`, which runs when no subcommand is given.
+    #[command(flatten)]
+    pub serve: ServeArgs,
+}
+
+#[derive(Subcommand)]
+pub enum Command {
+    /// Run the server (the default).
+    Serve(ServeArgs),
+    /// Apply the database migrations and exit.
+    Migrate(DatabaseArgs),
+    /// Ask a running server's /healthz; exit 0 when it answers 200 (for container health checks).
+    Healthcheck(HealthcheckArgs),
+}
+
+#[derive(Args, Clone)]
+pub struct DatabaseArgs {
+    /// Database URL: `sqlite://PATH` (created if missing), `sqlite::memory:`, or
+    /// `postgres://USER@HOST/DB`.
+    #[arg(long, env = "VERIFY_PUSH_DATABASE_URL", default_value = DEFAULT_DATABASE_URL)]
+    pub database_url: String,
+    /// Most database connections in the pool.
+    #[arg(long, env = "VERIFY_PUSH_DATABASE_MAX_CONNECTIONS", default_value_t = 8)]
+    pub database_max_connections: u32,
+}
+
+#[derive(Args, Clone)]
+pub struct HealthcheckArgs {
+    /// Address of the server to ask.
+    #[arg(long, env = "VERIFY_PUSH_BIND", default_value = DEFAULT_BIND)]
+    pub bind: String,
+}
+
+#[derive(Args, Clone)]
+pub struct ServeArgs {
+    /// Address to listen on (`HOST:PORT`; port 0 picks a free port).
+    #[arg(long, env = "VERIFY_PUSH_BIND", default_value = DEFAULT_BIND)]
+    pub bind: String,
+    #[command(flatten)]
+    pub database: DatabaseArgs,
+    /// Base URL used in every `url`, `links` and paging URL of responses
+    /// (default `http://<bind>`). Set it when clients reach the server through another name.
+    #[arg(long, env = "VERIFY_PUSH_PUBLIC_URL")]
+    pub public_url: Option<String>,
+    /// Account SID of the bootstrap account (`AC` + 32 hex digits). With
+    /// VERIFY_PUSH_AUTH_TOKEN; when both are unset an account is generated on first start.
+    #[arg(long, env = "VERIFY_PUSH_ACCOUNT_SID")]
+    pub account_sid: Option<String>,
+    /// Auth token of the bootstrap account.
+    #[arg(long, env = "VERIFY_PUSH_AUTH_TOKEN", hide_env_values = true)]
+    pub auth_token: Option<String>,
+    /// API key SID (`SK` + 32 hex digits) for the bootstrap account.
+    #[arg(long, env = "VERIFY_PUSH_API_KEY_SID")]
+    pub api_key_sid: Option<String>,
+    /// API key secret for VERIFY_PUSH_API_KEY_SID.
+    #[arg(long, env = "VERIFY_PUSH_API_KEY_SECRET", hide_env_values = true)]
+    pub api_key_secret: Option<String>,
+    /// A JSON file of further accounts and API keys (see README, "Accounts").
+    #[arg(long, env = "VERIFY_PUSH_ACCOUNTS_FILE")]
+    pub accounts_file: Option<PathBuf>,
+    /// Key for access tokens: 32 bytes, base64. When unset, one is generated on first start and
+    /// kept in the database, so every instance on that database shares it.
+    #[arg(long, env = "VERIFY_PUSH_ACCESS_TOKEN_KEY", hide_env_values = true)]
+    pub access_token_key: Option<String>,
+    /// Seconds between sweeps that mark overdue Challenges expired and drop stale unverified
+    /// Factors.
+    #[arg(long, env = "VERIFY_PUSH_SWEEP_INTERVAL", default_value_t = 10)]
+    pub sweep_interval: u64,
+    /// Seconds after which an unverified Factor is deleted (Twilio: 1 to 24 hours).
+    #[arg(long, env = "VERIFY_PUSH_UNVERIFIED_FACTOR_TTL", default_value_t = 86_400)]
+    pub unverified_factor_ttl: i64,
+    /// HTTP worker threads (default: one per core).
+    #[arg(long, env = "VERIFY_PUSH_WORKERS")]
+    pub workers: Option<usize>,
+}
+
+impl ServeArgs {
+    /// The settings of `serve` with every default, for tests and embedding.
+    pub fn defaults() -> ServeArgs {
+        ServeArgs {
+            bind: DEFAULT_BIND.to_owned(),
+            database: DatabaseArgs {
+                database_url: DEFAULT_DATABASE_URL.to_owned(),
+                database_max_connections: 8,
+            },
+            public_url: None,
+            account_sid: None,
+            auth_token: None,
+            api_key_sid: None,
+            api_key_secret: None,
+            accounts_file: None,
+            access_token_key: None,
+            sweep_interval: 10,
+            unverified_factor_ttl: 86_400,
+            workers: None,
+        }
+    }
+}

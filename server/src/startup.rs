@@ -1,0 +1,138 @@
+//! Building and running the server: connect the store, put accounts and keys in place, bind,
+//! serve, sweep. [`Application::build`] binds first (port 0 works) and reports the port, so
+//! tests run real servers side by side.
+
+use std::net::TcpListener;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use actix_web::dev::{Server, Service as _};
+use actix_web::{web, App, HttpServer};
+use anyhow::Context;
+use base64::engine::general_purpose::STANDARD;
+use base64::Engine;
+use futures_util::FutureExt;
+
+use crate::accounts::{self, Accounts, GeneratedAccount};
+use crate::api::{self, AppState, Urls};
+use crate::clock::SharedClock;
+use crate::config::ServeArgs;
+use crate::crypto::access_token::TokenKey;
+use crate::error::ApiError;
+use crate::store::Store;
+use crate::workers::sweeper;
+
+/// A bound, ready server.
+pub struct Application {
+    port: u16,
+    server: Server,
+    state: web::Data<AppState>,
+    sweeper: tokio::task::JoinHandle<()>,
+    /// The account generated on first start, if this start made one.
+    pub generated_account: Option<GeneratedAccount>,
+}
+
+const ACCESS_TOKEN_KEY_NAME: &str = "access_token_key";
+
+impl Application {
+    pub async fn build(args: ServeArgs, clock: SharedClock) -> anyhow::Result<Application> {
+        let store = Store::connect(&args.database.database_url, args.database.database_max_connections).await?;
+        let generated_account = accounts::bootstrap(&store, &args, clock.now()).await?;
+        let token_key = token_key(&store, args.access_token_key.as_deref()).await?;
+
+        let listener = TcpListener::bind(&args.bind).with_context(|| format!("cannot listen on {}", args.bind))?;
+        let address = listener.local_addr()?;
+        let public_url = args.public_url.clone().unwrap_or_else(|| format!("http://{address}"));
+        let state = web::Data::new(AppState {
+            store: store.clone(),
+            clock: clock.clone(),
+            accounts: Accounts::new(store.clone()),
+            token_key,
+            urls: Urls::new(&public_url),
+        });
+
+        let app_state = state.clone();
+        let server = HttpServer::new(move || {
+            App::new()
+                .app_data(app_state.clone())
+                .app_data(web::PathConfig::default().error_handler(|_, req| ApiError::NotFound(req.path().to_owned()).into()))
+                .app_data(web::QueryConfig::default().error_handler(|e, _| ApiError::MalformedBody(e.to_string()).into()))
+                .wrap_fn(|req, srv| {
+                    let started = Instant::now();
+                    let method = req.method().clone();
+                    let path = req.path().to_owned();
+                    srv.call(req).map(move |res| {
+                        if let Ok(res) = &res {
+                            tracing::debug!(%method, %path, status = res.status().as_u16(), micros = started.elapsed().as_micros() as u64, "request");
+                        }
+                        res
+                    })
+                })
+                .configure(api::configure)
+                .default_service(web::to(api::not_found))
+        })
+        .workers(args.workers.unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get())))
+        .listen(listener)?
+        .run();
+
+        let sweeper = tokio::spawn(sweeper::run(
+            store,
+            clock,
+            Duration::from_secs(args.sweep_interval.max(1)),
+            args.unverified_factor_ttl,
+        ));
+        tracing::info!(%address, %public_url, database = state.store.backend().name(), "verify-push-server listening");
+        Ok(Application { port: address.port(), server, state, sweeper, generated_account })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    pub fn public_url(&self) -> &str {
+        self.state.urls.base()
+    }
+
+    /// The store, for tests that put state in place directly.
+    pub fn store(&self) -> Store {
+        self.state.store.clone()
+    }
+
+    /// A handle that stops the server gracefully.
+    pub fn handle(&self) -> actix_web::dev::ServerHandle {
+        self.server.handle()
+    }
+
+    /// Serves until the server is stopped (SIGINT/SIGTERM or a handle), then stops the
+    /// workers and closes the database.
+    pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        let result = self.server.await;
+        self.sweeper.abort();
+        self.state.store.close().await;
+        tracing::info!("verify-push-server stopped");
+        result
+    }
+}
+
+/// The access-token key: from configuration, or generated once and kept in the database so that
+/// every instance on it shares the key.
+async fn token_key(store: &Store, configured: Option<&str>) -> anyhow::Result<TokenKey> {
+    let encoded = match configured {
+        Some(value) => value.trim().to_owned(),
+        None => {
+            let proposed = STANDARD.encode(TokenKey::generate_secret());
+            store.server_key_or_insert(ACCESS_TOKEN_KEY_NAME, &proposed).await?
+        }
+    };
+    let bytes: [u8; 32] = STANDARD
+        .decode(&encoded)
+        .ok()
+        .and_then(|b| b.try_into().ok())
+        .context("VERIFY_PUSH_ACCESS_TOKEN_KEY must be 32 bytes in base64")?;
+    Ok(TokenKey::new(&bytes))
+}
+
+/// Shared ownership of a clock, for callers holding a concrete one.
+pub fn shared<C: crate::clock::Clock>(clock: Arc<C>) -> SharedClock {
+    clock
+}

@@ -1,0 +1,150 @@
+//! Challenges: one login request to one Factor.
+//!
+//! A pending Challenge past its `expiration_date` *is* expired, whether or not the sweeper has
+//! written that yet: reads and list filters treat it so.
+
+use super::{bind_args, on_pool, Arg, Page, Sql, Store, Window};
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct ChallengeRow {
+    pub id: i64,
+    pub sid: String,
+    pub entity_id: i64,
+    pub factor_id: i64,
+    pub account_sid: String,
+    pub service_sid: String,
+    pub entity_sid: String,
+    pub identity: String,
+    pub factor_sid: String,
+    pub factor_type: String,
+    pub status: String,
+    pub responded_reason: String,
+    /// `{"message", "date"?, "fields"}` as JSON text.
+    pub details: String,
+    pub hidden_details: Option<String>,
+    pub metadata: Option<String>,
+    pub expiration_date: i64,
+    pub date_responded: Option<i64>,
+    pub date_created: i64,
+    pub date_updated: i64,
+}
+
+const COLUMNS: &str = "id, sid, entity_id, factor_id, account_sid, service_sid, entity_sid, \
+    identity, factor_sid, factor_type, status, responded_reason, details, hidden_details, \
+    metadata, expiration_date, date_responded, date_created, date_updated";
+
+/// A Challenge list's filters.
+#[derive(Debug, Default, Clone)]
+pub struct ChallengeFilter {
+    pub factor_sid: Option<String>,
+    /// `pending`, `expired`, `approved` or `denied`.
+    pub status: Option<&'static str>,
+}
+
+impl Store {
+    pub async fn insert_challenge(&self, c: &ChallengeRow) -> Result<i64, sqlx::Error> {
+        let sql = format!(
+            "INSERT INTO challenges ({}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, \
+             $12, $13, $14, $15, $16, $17, $18) RETURNING id",
+            &COLUMNS[4..]
+        );
+        on_pool!(self, write, |pool| {
+            sqlx::query_scalar::<_, i64>(&sql)
+                .bind(&c.sid)
+                .bind(c.entity_id)
+                .bind(c.factor_id)
+                .bind(&c.account_sid)
+                .bind(&c.service_sid)
+                .bind(&c.entity_sid)
+                .bind(&c.identity)
+                .bind(&c.factor_sid)
+                .bind(&c.factor_type)
+                .bind(&c.status)
+                .bind(&c.responded_reason)
+                .bind(&c.details)
+                .bind(&c.hidden_details)
+                .bind(&c.metadata)
+                .bind(c.expiration_date)
+                .bind(c.date_responded)
+                .bind(c.date_created)
+                .bind(c.date_updated)
+                .fetch_one(pool)
+                .await
+        })
+    }
+
+    pub async fn challenge(
+        &self,
+        account_sid: &str,
+        service_sid: &str,
+        identity: &str,
+        sid: &str,
+    ) -> Result<Option<ChallengeRow>, sqlx::Error> {
+        let sql = format!(
+            "SELECT {COLUMNS} FROM challenges WHERE sid = $1 AND service_sid = $2 \
+             AND identity = $3 AND account_sid = $4"
+        );
+        on_pool!(self, read, |pool| {
+            sqlx::query_as::<_, ChallengeRow>(&sql)
+                .bind(sid)
+                .bind(service_sid)
+                .bind(identity)
+                .bind(account_sid)
+                .fetch_optional(pool)
+                .await
+        })
+    }
+
+    pub async fn list_challenges(
+        &self,
+        entity_id: i64,
+        filter: &ChallengeFilter,
+        now: i64,
+        window: &Window,
+    ) -> Result<Page<ChallengeRow>, sqlx::Error> {
+        let mut sql = Sql::new(&format!("SELECT {COLUMNS} FROM challenges WHERE "));
+        sql.push("entity_id = ?", [Arg::Int(entity_id)]);
+        if let Some(factor_sid) = &filter.factor_sid {
+            sql.push(
+                " AND factor_id = (SELECT id FROM factors WHERE sid = ?)",
+                [Arg::Text(factor_sid.clone())],
+            );
+        }
+        match filter.status {
+            None => {}
+            Some("pending") => {
+                sql.push(" AND status = 'pending' AND expiration_date > ?", [Arg::Int(now)]);
+            }
+            Some("expired") => {
+                sql.push(
+                    " AND (status = 'expired' OR (status = 'pending' AND expiration_date <= ?))",
+                    [Arg::Int(now)],
+                );
+            }
+            Some(other) => {
+                sql.push(" AND status = ?", [Arg::Text(other.to_owned())]);
+            }
+        }
+        sql.window(window);
+        let rows = on_pool!(self, read, |pool| {
+            bind_args!(sqlx::query_as::<_, ChallengeRow>(&sql.text), &sql.args).fetch_all(pool).await
+        })?;
+        Ok(window.finish(rows))
+    }
+
+    /// Marks up to `batch` pending Challenges whose expiration has passed as expired.
+    pub async fn expire_challenges(&self, now: i64, batch: i64) -> Result<u64, sqlx::Error> {
+        on_pool!(self, write, |pool| {
+            sqlx::query(
+                "UPDATE challenges SET status = 'expired', date_updated = $1 WHERE id IN \
+                 (SELECT id FROM challenges WHERE status = 'pending' AND expiration_date <= $1 \
+                 LIMIT $2)",
+            )
+            .bind(now)
+            .bind(batch)
+            .execute(pool)
+            .await
+            .map(|r| r.rows_affected())
+        })
+    }
+}

@@ -1,0 +1,201 @@
+//! Factors: a device key (push) bound to an Entity.
+
+use super::entities::EntityRow;
+use super::{bind_args, on_pool, Arg, Page, Sql, Store, Window};
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct FactorRow {
+    pub id: i64,
+    pub sid: String,
+    pub entity_id: i64,
+    pub account_sid: String,
+    pub service_sid: String,
+    pub entity_sid: String,
+    pub identity: String,
+    pub friendly_name: String,
+    pub factor_type: String,
+    pub status: String,
+    pub binding_alg: String,
+    /// Base64 SPKI DER, as the device sent it.
+    pub binding_public_key: String,
+    /// The `config.credential_sid` the SDK uses as its JWT `kid`.
+    pub credential_sid: String,
+    /// The push config (`sdk_version`, `app_id`, `notification_platform`, `notification_token`)
+    /// as a JSON object.
+    pub config: String,
+    pub metadata: Option<String>,
+    pub date_created: i64,
+    pub date_updated: i64,
+}
+
+const COLUMNS: &str = "id, sid, entity_id, account_sid, service_sid, entity_sid, identity, \
+    friendly_name, factor_type, status, binding_alg, binding_public_key, credential_sid, config, \
+    metadata, date_created, date_updated";
+
+/// The outcome of [`Store::create_factor`].
+#[derive(Debug)]
+pub enum FactorCreated {
+    Created(FactorRow),
+    /// The Entity already has `max` Factors of this type.
+    LimitReached,
+    /// The Entity already has a Factor with this public key.
+    DuplicateBinding,
+}
+
+impl Store {
+    /// Creates the Factor, and its Entity when the identity is new, in one transaction.
+    /// `entity` carries the Entity to create if needed; `factor`'s entity fields are filled in.
+    pub async fn create_factor(
+        &self,
+        entity: &EntityRow,
+        mut factor: FactorRow,
+        max_per_type: i64,
+    ) -> Result<FactorCreated, sqlx::Error> {
+        let select_entity =
+            "SELECT id, sid, service_id, account_sid, service_sid, identity, date_created, \
+             date_updated FROM entities WHERE service_id = $1 AND identity = $2";
+        let insert_factor = format!(
+            "INSERT INTO factors ({}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, \
+             $13, $14, $15, $16) RETURNING id",
+            &COLUMNS[4..]
+        );
+        on_pool!(self, write, |pool| {
+            let mut tx = pool.begin().await?;
+            sqlx::query(
+                "INSERT INTO entities (sid, service_id, account_sid, service_sid, identity, \
+                 date_created, date_updated) VALUES ($1, $2, $3, $4, $5, $6, $7) \
+                 ON CONFLICT (service_id, identity) DO NOTHING",
+            )
+            .bind(&entity.sid)
+            .bind(entity.service_id)
+            .bind(&entity.account_sid)
+            .bind(&entity.service_sid)
+            .bind(&entity.identity)
+            .bind(entity.date_created)
+            .bind(entity.date_updated)
+            .execute(&mut *tx)
+            .await?;
+            let stored = sqlx::query_as::<_, EntityRow>(select_entity)
+                .bind(entity.service_id)
+                .bind(&entity.identity)
+                .fetch_one(&mut *tx)
+                .await?;
+            let (same_type, same_key): (i64, i64) = sqlx::query_as(
+                "SELECT \
+                   (SELECT COUNT(*) FROM factors WHERE entity_id = $1 AND factor_type = $2), \
+                   (SELECT COUNT(*) FROM factors WHERE entity_id = $1 AND binding_public_key = $3)",
+            )
+            .bind(stored.id)
+            .bind(&factor.factor_type)
+            .bind(&factor.binding_public_key)
+            .fetch_one(&mut *tx)
+            .await?;
+            if same_type >= max_per_type {
+                return Ok(FactorCreated::LimitReached);
+            }
+            if same_key > 0 {
+                return Ok(FactorCreated::DuplicateBinding);
+            }
+            factor.entity_id = stored.id;
+            factor.entity_sid = stored.sid.clone();
+            factor.id = sqlx::query_scalar::<_, i64>(&insert_factor)
+                .bind(&factor.sid)
+                .bind(factor.entity_id)
+                .bind(&factor.account_sid)
+                .bind(&factor.service_sid)
+                .bind(&factor.entity_sid)
+                .bind(&factor.identity)
+                .bind(&factor.friendly_name)
+                .bind(&factor.factor_type)
+                .bind(&factor.status)
+                .bind(&factor.binding_alg)
+                .bind(&factor.binding_public_key)
+                .bind(&factor.credential_sid)
+                .bind(&factor.config)
+                .bind(&factor.metadata)
+                .bind(factor.date_created)
+                .bind(factor.date_updated)
+                .fetch_one(&mut *tx)
+                .await?;
+            tx.commit().await?;
+            Ok(FactorCreated::Created(factor))
+        })
+    }
+
+    /// The Factor `sid` of `identity` in Service `service_sid` of `account_sid`.
+    pub async fn factor(
+        &self,
+        account_sid: &str,
+        service_sid: &str,
+        identity: &str,
+        sid: &str,
+    ) -> Result<Option<FactorRow>, sqlx::Error> {
+        let sql = format!(
+            "SELECT {COLUMNS} FROM factors WHERE sid = $1 AND service_sid = $2 AND identity = $3 \
+             AND account_sid = $4"
+        );
+        on_pool!(self, read, |pool| {
+            sqlx::query_as::<_, FactorRow>(&sql)
+                .bind(sid)
+                .bind(service_sid)
+                .bind(identity)
+                .bind(account_sid)
+                .fetch_optional(pool)
+                .await
+        })
+    }
+
+    /// Writes the mutable fields of a Factor (name, status, config, metadata, date_updated).
+    pub async fn update_factor(&self, f: &FactorRow) -> Result<(), sqlx::Error> {
+        on_pool!(self, write, |pool| {
+            sqlx::query(
+                "UPDATE factors SET friendly_name = $2, status = $3, config = $4, metadata = $5, \
+                 date_updated = $6 WHERE id = $1",
+            )
+            .bind(f.id)
+            .bind(&f.friendly_name)
+            .bind(&f.status)
+            .bind(&f.config)
+            .bind(&f.metadata)
+            .bind(f.date_updated)
+            .execute(pool)
+            .await
+            .map(|_| ())
+        })
+    }
+
+    /// Deletes a Factor and its Challenges. False when there was none.
+    pub async fn delete_factor(&self, id: i64) -> Result<bool, sqlx::Error> {
+        on_pool!(self, write, |pool| {
+            sqlx::query("DELETE FROM factors WHERE id = $1")
+                .bind(id)
+                .execute(pool)
+                .await
+                .map(|r| r.rows_affected() > 0)
+        })
+    }
+
+    pub async fn list_factors(&self, entity_id: i64, window: &Window) -> Result<Page<FactorRow>, sqlx::Error> {
+        let mut sql = Sql::new(&format!("SELECT {COLUMNS} FROM factors WHERE "));
+        sql.push("entity_id = ?", [Arg::Int(entity_id)]).window(window);
+        let rows = on_pool!(self, read, |pool| {
+            bind_args!(sqlx::query_as::<_, FactorRow>(&sql.text), &sql.args).fetch_all(pool).await
+        })?;
+        Ok(window.finish(rows))
+    }
+
+    /// Deletes up to `batch` unverified Factors created at or before `cutoff`. Returns how many.
+    pub async fn delete_stale_unverified_factors(&self, cutoff: i64, batch: i64) -> Result<u64, sqlx::Error> {
+        on_pool!(self, write, |pool| {
+            sqlx::query(
+                "DELETE FROM factors WHERE id IN (SELECT id FROM factors \
+                 WHERE status = 'unverified' AND date_created <= $1 LIMIT $2)",
+            )
+            .bind(cutoff)
+            .bind(batch)
+            .execute(pool)
+            .await
+            .map(|r| r.rows_affected())
+        })
+    }
+}

@@ -1,0 +1,326 @@
+//! All SQL lives here, one file per aggregate; handlers never hold SQL.
+//!
+//! Two backends behind one [`Store`], chosen by the database URL's scheme: SQLite (the embedded
+//! default) and PostgreSQL. The SQL is portable (`$N` placeholders, `RETURNING`, `ON CONFLICT`),
+//! so each query is written once; [`on_pool!`] expands a query body once per backend. SQLite
+//! gets a single-connection writer pool and a reader pool, so writers never fight over the
+//! lock and readers never wait for a writer (WAL).
+//!
+//! Every listable table has an integer `id` that grows with insertion; lists page by keyset on
+//! it ([`Window`]), so page 500 costs what page 1 costs.
+
+pub mod accounts;
+pub mod challenges;
+pub mod entities;
+pub mod factors;
+pub mod services;
+pub mod tokens;
+pub mod webhooks;
+
+use std::path::Path;
+use std::str::FromStr;
+use std::time::Duration;
+
+use anyhow::Context;
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
+
+/// The database connections of one server process.
+#[derive(Debug, Clone)]
+pub enum Db {
+    Sqlite { read: SqlitePool, write: SqlitePool },
+    Postgres(PgPool),
+}
+
+/// The storage layer. Cheap to clone (pools are shared).
+#[derive(Debug, Clone)]
+pub struct Store {
+    pub(crate) db: Db,
+}
+
+/// Runs `$body` with `$pool` bound to the backend's pool: `read` or `write` (SQLite keeps them
+/// apart; PostgreSQL uses one pool for both).
+macro_rules! on_pool {
+    ($store:expr, read, |$pool:ident| $body:expr) => {
+        match &$store.db {
+            $crate::store::Db::Sqlite { read: $pool, .. } => $body,
+            $crate::store::Db::Postgres($pool) => $body,
+        }
+    };
+    ($store:expr, write, |$pool:ident| $body:expr) => {
+        match &$store.db {
+            $crate::store::Db::Sqlite { write: $pool, .. } => $body,
+            $crate::store::Db::Postgres($pool) => $body,
+        }
+    };
+}
+pub(crate) use on_pool;
+
+/// Binds a list of [`Arg`]s in order onto a query.
+macro_rules! bind_args {
+    ($query:expr, $args:expr) => {{
+        let mut query = $query;
+        for arg in $args {
+            query = match arg {
+                $crate::store::Arg::Int(v) => query.bind(*v),
+                $crate::store::Arg::Text(v) => query.bind(v.as_str()),
+            };
+        }
+        query
+    }};
+}
+pub(crate) use bind_args;
+
+/// A dynamically bound argument, for queries whose filters vary.
+#[derive(Debug, Clone)]
+pub enum Arg {
+    Int(i64),
+    Text(String),
+}
+
+/// SQL text with its arguments, numbered `$1…` as they are pushed.
+#[derive(Debug, Default)]
+pub struct Sql {
+    pub text: String,
+    pub args: Vec<Arg>,
+}
+
+impl Sql {
+    pub fn new(text: &str) -> Sql {
+        Sql { text: text.to_owned(), args: Vec::new() }
+    }
+    /// Appends `fragment`, replacing each `?` with the next `$N` placeholder bound to `args`.
+    pub fn push(&mut self, fragment: &str, args: impl IntoIterator<Item = Arg>) -> &mut Sql {
+        let mut args = args.into_iter();
+        for piece in fragment.split_inclusive('?') {
+            if let Some(stripped) = piece.strip_suffix('?') {
+                self.text.push_str(stripped);
+                if let Some(arg) = args.next() {
+                    self.args.push(arg);
+                    self.text.push('$');
+                    self.text.push_str(&self.args.len().to_string());
+                }
+            } else {
+                self.text.push_str(piece);
+            }
+        }
+        self
+    }
+    /// Appends the keyset condition and ordering of `window` on column `id`.
+    pub fn window(&mut self, window: &Window) -> &mut Sql {
+        let ascending = window.scan_ascending();
+        match window.cursor {
+            Cursor::Start => {}
+            Cursor::After(id) | Cursor::Before(id) => {
+                let op = if ascending { " AND id > ?" } else { " AND id < ?" };
+                self.push(op, [Arg::Int(id)]);
+            }
+        }
+        let order = if ascending { " ORDER BY id ASC LIMIT ?" } else { " ORDER BY id DESC LIMIT ?" };
+        self.push(order, [Arg::Int(window.limit + 1)]);
+        self
+    }
+}
+
+/// Where a page starts, relative to the list's order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Cursor {
+    /// The first page.
+    Start,
+    /// The page after the row with this id (a next-page token).
+    After(i64),
+    /// The page before the row with this id (a previous-page token).
+    Before(i64),
+}
+
+/// One page of a keyset-paged list.
+#[derive(Debug, Clone, Copy)]
+pub struct Window {
+    pub cursor: Cursor,
+    /// Newest first.
+    pub descending: bool,
+    pub limit: i64,
+}
+
+impl Window {
+    fn scan_ascending(&self) -> bool {
+        matches!(self.cursor, Cursor::Before(_)) == self.descending
+    }
+
+    /// Turns `limit + 1` scanned rows into the page in list order, and whether rows remain
+    /// beyond it in the scan direction.
+    pub fn finish<T>(&self, mut rows: Vec<T>) -> Page<T> {
+        let limit = usize::try_from(self.limit).unwrap_or(usize::MAX);
+        let more = rows.len() > limit;
+        rows.truncate(limit);
+        if matches!(self.cursor, Cursor::Before(_)) {
+            rows.reverse();
+            Page { rows, has_next: true, has_previous: more }
+        } else {
+            Page { rows, has_next: more, has_previous: !matches!(self.cursor, Cursor::Start) }
+        }
+    }
+}
+
+/// Rows of one page, in list order.
+#[derive(Debug)]
+pub struct Page<T> {
+    pub rows: Vec<T>,
+    pub has_next: bool,
+    pub has_previous: bool,
+}
+
+/// Which database engine a store runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+impl Backend {
+    pub fn name(self) -> &'static str {
+        match self {
+            Backend::Sqlite => "sqlite",
+            Backend::Postgres => "postgres",
+        }
+    }
+}
+
+impl Store {
+    /// Connects to `url` (`sqlite:…` or `postgres:…`), creating a SQLite file and its folder if
+    /// missing, and applies the migrations.
+    pub async fn connect(url: &str, max_connections: u32) -> anyhow::Result<Store> {
+        let store = if url.starts_with("postgres:") || url.starts_with("postgresql:") {
+            let options = PgConnectOptions::from_str(url).context("invalid PostgreSQL URL")?;
+            let pool = PgPoolOptions::new()
+                .max_connections(max_connections)
+                .acquire_timeout(Duration::from_secs(5))
+                .connect_with(options)
+                .await
+                .context("cannot connect to PostgreSQL")?;
+            Store { db: Db::Postgres(pool) }
+        } else if url.starts_with("sqlite:") {
+            Store { db: connect_sqlite(url, max_connections).await? }
+        } else {
+            anyhow::bail!("unsupported database URL (expected sqlite:… or postgres://…)");
+        };
+        store.migrate().await?;
+        Ok(store)
+    }
+
+    pub fn backend(&self) -> Backend {
+        match self.db {
+            Db::Sqlite { .. } => Backend::Sqlite,
+            Db::Postgres(_) => Backend::Postgres,
+        }
+    }
+
+    /// Applies the embedded migrations of this backend (idempotent; PostgreSQL takes an
+    /// advisory lock, so several instances may start at once).
+    pub async fn migrate(&self) -> anyhow::Result<()> {
+        match &self.db {
+            Db::Sqlite { write, .. } => sqlx::migrate!("../migrations/sqlite").run(write).await,
+            Db::Postgres(pool) => sqlx::migrate!("../migrations/postgres").run(pool).await,
+        }
+        .context("applying database migrations")
+    }
+
+    /// A trivial round trip, for `/healthz`.
+    pub async fn ping(&self) -> Result<(), sqlx::Error> {
+        on_pool!(self, read, |pool| sqlx::query("SELECT 1").execute(pool).await.map(|_| ()))
+    }
+
+    pub async fn close(&self) {
+        match &self.db {
+            Db::Sqlite { read, write } => {
+                read.close().await;
+                write.close().await;
+            }
+            Db::Postgres(pool) => pool.close().await,
+        }
+    }
+}
+
+async fn connect_sqlite(url: &str, max_connections: u32) -> anyhow::Result<Db> {
+    let in_memory = url.contains(":memory:") || url.contains("mode=memory");
+    let options = SqliteConnectOptions::from_str(url)
+        .context("invalid SQLite URL")?
+        .create_if_missing(true)
+        .foreign_keys(true)
+        .busy_timeout(Duration::from_secs(10));
+    if in_memory {
+        // One connection that never closes: an in-memory database dies with its last connection.
+        let pool = SqlitePoolOptions::new()
+            .max_connections(1)
+            .min_connections(1)
+            .idle_timeout(None)
+            .max_lifetime(None)
+            .connect_with(options)
+            .await
+            .context("cannot open the in-memory SQLite database")?;
+        return Ok(Db::Sqlite { read: pool.clone(), write: pool });
+    }
+    if let Some(parent) = Path::new(options.get_filename()).parent() {
+        if !parent.as_os_str().is_empty() {
+            std::fs::create_dir_all(parent)
+                .with_context(|| format!("cannot create the folder {}", parent.display()))?;
+        }
+    }
+    let options = options.journal_mode(SqliteJournalMode::Wal).synchronous(SqliteSynchronous::Normal);
+    let write = SqlitePoolOptions::new()
+        .max_connections(1)
+        .acquire_timeout(Duration::from_secs(10))
+        .connect_with(options.clone())
+        .await
+        .with_context(|| format!("cannot open the SQLite database {url}"))?;
+    let read = SqlitePoolOptions::new()
+        .max_connections(max_connections.max(1))
+        .acquire_timeout(Duration::from_secs(10))
+        .connect_with(options.read_only(true))
+        .await
+        .with_context(|| format!("cannot open the SQLite database {url}"))?;
+    Ok(Db::Sqlite { read, write })
+}
+
+/// Whether an error is a unique-constraint violation (a concurrent duplicate insert).
+pub fn is_unique_violation(err: &sqlx::Error) -> bool {
+    matches!(err, sqlx::Error::Database(db) if db.is_unique_violation())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sql_numbers_placeholders_in_push_order() {
+        let mut sql = Sql::new("SELECT * FROM t WHERE a = 1");
+        sql.push(" AND b = ? AND c = ?", [Arg::Int(2), Arg::Text("x".into())]);
+        sql.window(&Window { cursor: Cursor::After(7), descending: false, limit: 10 });
+        assert_eq!(sql.text, "SELECT * FROM t WHERE a = 1 AND b = $1 AND c = $2 AND id > $3 ORDER BY id ASC LIMIT $4");
+        assert_eq!(sql.args.len(), 4);
+    }
+
+    #[test]
+    fn windows_scan_in_the_right_direction() {
+        let mut sql = Sql::new("");
+        sql.window(&Window { cursor: Cursor::After(7), descending: true, limit: 2 });
+        assert!(sql.text.contains("id < $1 ORDER BY id DESC"), "{}", sql.text);
+        let mut sql = Sql::new("");
+        sql.window(&Window { cursor: Cursor::Before(7), descending: false, limit: 2 });
+        assert!(sql.text.contains("id < $1 ORDER BY id DESC"), "{}", sql.text);
+        let mut sql = Sql::new("");
+        sql.window(&Window { cursor: Cursor::Before(7), descending: true, limit: 2 });
+        assert!(sql.text.contains("id > $1 ORDER BY id ASC"), "{}", sql.text);
+    }
+
+    #[test]
+    fn finishing_a_previous_page_restores_list_order() {
+        let w = Window { cursor: Cursor::Before(10), descending: false, limit: 2 };
+        let page = w.finish(vec![9, 8, 7]);
+        assert_eq!(page.rows, vec![8, 9]);
+        assert!(page.has_next && page.has_previous);
+        let w = Window { cursor: Cursor::Start, descending: false, limit: 2 };
+        let page = w.finish(vec![1, 2]);
+        assert!(!page.has_next && !page.has_previous);
+    }
+}

@@ -1,0 +1,97 @@
+//! Webhook configurations of a Service (delivery is the webhooks worker's business).
+
+use super::{bind_args, on_pool, Arg, Page, Sql, Store, Window};
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct WebhookRow {
+    pub id: i64,
+    pub sid: String,
+    pub service_id: i64,
+    pub account_sid: String,
+    pub service_sid: String,
+    pub friendly_name: String,
+    /// Comma-separated event types, in the order given.
+    pub event_types: String,
+    pub webhook_url: String,
+    pub webhook_method: String,
+    pub status: String,
+    pub version: String,
+    pub date_created: i64,
+    pub date_updated: i64,
+}
+
+const COLUMNS: &str = "id, sid, service_id, account_sid, service_sid, friendly_name, event_types, \
+    webhook_url, webhook_method, status, version, date_created, date_updated";
+
+impl Store {
+    pub async fn insert_webhook(&self, w: &WebhookRow) -> Result<i64, sqlx::Error> {
+        let sql = format!(
+            "INSERT INTO webhooks ({}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) \
+             RETURNING id",
+            &COLUMNS[4..]
+        );
+        on_pool!(self, write, |pool| {
+            sqlx::query_scalar::<_, i64>(&sql)
+                .bind(&w.sid)
+                .bind(w.service_id)
+                .bind(&w.account_sid)
+                .bind(&w.service_sid)
+                .bind(&w.friendly_name)
+                .bind(&w.event_types)
+                .bind(&w.webhook_url)
+                .bind(&w.webhook_method)
+                .bind(&w.status)
+                .bind(&w.version)
+                .bind(w.date_created)
+                .bind(w.date_updated)
+                .fetch_one(pool)
+                .await
+        })
+    }
+
+    pub async fn update_webhook(&self, w: &WebhookRow) -> Result<(), sqlx::Error> {
+        on_pool!(self, write, |pool| {
+            sqlx::query(
+                "UPDATE webhooks SET friendly_name = $2, event_types = $3, webhook_url = $4, \
+                 status = $5, version = $6, date_updated = $7 WHERE id = $1",
+            )
+            .bind(w.id)
+            .bind(&w.friendly_name)
+            .bind(&w.event_types)
+            .bind(&w.webhook_url)
+            .bind(&w.status)
+            .bind(&w.version)
+            .bind(w.date_updated)
+            .execute(pool)
+            .await
+            .map(|_| ())
+        })
+    }
+
+    pub async fn webhook(&self, service_id: i64, sid: &str) -> Result<Option<WebhookRow>, sqlx::Error> {
+        let sql = format!("SELECT {COLUMNS} FROM webhooks WHERE sid = $1 AND service_id = $2");
+        on_pool!(self, read, |pool| {
+            sqlx::query_as::<_, WebhookRow>(&sql).bind(sid).bind(service_id).fetch_optional(pool).await
+        })
+    }
+
+    pub async fn delete_webhook(&self, service_id: i64, sid: &str) -> Result<bool, sqlx::Error> {
+        on_pool!(self, write, |pool| {
+            sqlx::query("DELETE FROM webhooks WHERE sid = $1 AND service_id = $2")
+                .bind(sid)
+                .bind(service_id)
+                .execute(pool)
+                .await
+                .map(|r| r.rows_affected() > 0)
+        })
+    }
+
+    pub async fn list_webhooks(&self, service_id: i64, window: &Window) -> Result<Page<WebhookRow>, sqlx::Error> {
+        let mut sql = Sql::new(&format!("SELECT {COLUMNS} FROM webhooks WHERE "));
+        sql.push("service_id = ?", [Arg::Int(service_id)]).window(window);
+        let rows = on_pool!(self, read, |pool| {
+            bind_args!(sqlx::query_as::<_, WebhookRow>(&sql.text), &sql.args).fetch_all(pool).await
+        })?;
+        Ok(window.finish(rows))
+    }
+}

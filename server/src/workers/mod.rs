@@ -1,0 +1,3 @@
+//! Background work of the server.
+
+pub mod sweeper;
