@@ -50,8 +50,7 @@ TWILIO_OPERATIONS: list[tuple[str, list[str]]] = [
     ("/v2/Services/{ServiceSid}/Entities/{Identity}/Factors", ["get", "post"]),
     ("/v2/Services/{ServiceSid}/Entities/{Identity}/Factors/{Sid}", ["get", "post", "delete"]),
     ("/v2/Services/{ServiceSid}/Entities/{Identity}/Challenges", ["get", "post"]),
-    ("/v2/Services/{ServiceSid}/Entities/{Identity}/Challenges/{Sid}", ["get", "post"]),
-    ("/v2/Services/{ServiceSid}/Entities/{Identity}/Challenges/{ChallengeSid}/Notifications", ["post"]),
+    ("/v2/Services/{ServiceSid}/Entities/{Identity}/Challenges/{Sid}", ["get"]),
     ("/v2/Services/{ServiceSid}/AccessTokens", ["post"]),
     ("/v2/Services/{ServiceSid}/AccessTokens/{Sid}", ["get"]),
     ("/v2/Services/{ServiceSid}/Webhooks", ["get", "post"]),
@@ -84,7 +83,7 @@ DESCRIPTION = """\
 The HTTP contract served by verify-push-emulator, a self-hosted emulator of Twilio Verify Push.
 
 Routes under /v2 use the Twilio Verify v2 request and response shapes for the shared resources
-(Services, Entities, Factors, Challenges, Notifications, AccessTokens, Webhooks, Forms). Their
+(Services, Entities, Factors, Challenges, AccessTokens, Webhooks, Forms). Their
 operations and schemas are copied unchanged from Twilio's official OpenAPI spec (twilio-oai, MIT
 licensed); each operation additionally documents the Twilio error envelope (`emulator.error`) as its
 `default` response. Routes tagged `emulator` exist only in the emulator and use schemas prefixed with

@@ -49,16 +49,16 @@ impl Accounts {
                 c
             }
         };
-        Ok(digests_equal(&sha256(password.as_bytes()), &credential.secret_sha256)
-            .then_some(credential.account_sid))
+        Ok(digests_equal(&sha256(password.as_bytes()), &credential.secret_sha256).then_some(credential.account_sid))
     }
 
     async fn load(&self, username: &str) -> Result<Option<Credential>, sqlx::Error> {
         if SidKind::Account.matches(username) {
-            Ok(self.store.account(username).await?.map(|a| Credential {
-                secret_sha256: sha256(a.auth_token.as_bytes()),
-                account_sid: a.sid,
-            }))
+            Ok(self
+                .store
+                .account(username)
+                .await?
+                .map(|a| Credential { secret_sha256: sha256(a.auth_token.as_bytes()), account_sid: a.sid }))
         } else if SidKind::ApiKey.matches(username) {
             Ok(self.store.api_key(username).await?.and_then(|k| {
                 Some(Credential { secret_sha256: k.secret_sha256.try_into().ok()?, account_sid: k.account_sid })
@@ -151,10 +151,10 @@ pub async fn bootstrap(store: &Store, args: &ServeArgs, now: i64) -> anyhow::Res
 }
 
 fn read_accounts_file(path: &Path) -> anyhow::Result<Vec<AccountEntry>> {
-    let text = std::fs::read_to_string(path)
-        .with_context(|| format!("cannot read the accounts file {}", path.display()))?;
-    let file: AccountsFile = serde_json::from_str(&text)
-        .with_context(|| format!("the accounts file {} is not valid", path.display()))?;
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("cannot read the accounts file {}", path.display()))?;
+    let file: AccountsFile =
+        serde_json::from_str(&text).with_context(|| format!("the accounts file {} is not valid", path.display()))?;
     Ok(file.accounts)
 }
 

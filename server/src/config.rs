@@ -22,7 +22,7 @@ pub struct Cli {
 #[derive(Subcommand)]
 pub enum Command {
     /// Run the server (the default).
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Apply the database migrations and exit.
     Migrate(DatabaseArgs),
     /// Ask a running server's /healthz; exit 0 when it answers 200 (for container health checks).
@@ -95,10 +95,7 @@ impl ServeArgs {
     pub fn defaults() -> ServeArgs {
         ServeArgs {
             bind: DEFAULT_BIND.to_owned(),
-            database: DatabaseArgs {
-                database_url: DEFAULT_DATABASE_URL.to_owned(),
-                database_max_connections: 8,
-            },
+            database: DatabaseArgs { database_url: DEFAULT_DATABASE_URL.to_owned(), database_max_connections: 8 },
             public_url: None,
             account_sid: None,
             auth_token: None,

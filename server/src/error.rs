@@ -86,9 +86,7 @@ impl ApiError {
             ApiError::NotFound(_) => 20404,
             ApiError::MethodNotAllowed(_) => 20004,
             ApiError::PayloadTooLarge(_) | ApiError::UnsupportedMediaType(_) => 60306,
-            ApiError::MissingParameter(_)
-            | ApiError::InvalidParameter { .. }
-            | ApiError::MalformedBody(_) => 60200,
+            ApiError::MissingParameter(_) | ApiError::InvalidParameter { .. } | ApiError::MalformedBody(_) => 60200,
             ApiError::EntityExists => 60301,
             ApiError::AccessTokenParameters(_) => 60305,
             ApiError::WebhookParameters(_) => 60306,
@@ -123,9 +121,7 @@ impl ResponseError for ApiError {
             ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::EntityExists | ApiError::FactorExists => StatusCode::CONFLICT,
-            ApiError::FactorVerificationFailed | ApiError::FactorUnverified => {
-                StatusCode::FORBIDDEN
-            }
+            ApiError::FactorVerificationFailed | ApiError::FactorUnverified => StatusCode::FORBIDDEN,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             _ => StatusCode::BAD_REQUEST,

@@ -16,7 +16,7 @@ async fn main() -> ExitCode {
     telemetry::init();
     let outcome = match cli.command {
         None => serve(cli.serve).await,
-        Some(Command::Serve(args)) => serve(args).await,
+        Some(Command::Serve(args)) => serve(*args).await,
         Some(Command::Migrate(db)) => match Store::connect(&db.database_url, 1).await {
             Ok(store) => {
                 store.close().await;
@@ -74,7 +74,9 @@ async fn healthcheck(bind: &str) -> anyhow::Result<()> {
     let target = bind.replace("0.0.0.0", "127.0.0.1").replace("[::]", "[::1]");
     let connect = tokio::net::TcpStream::connect(&target);
     let mut stream = tokio::time::timeout(std::time::Duration::from_secs(5), connect).await??;
-    stream.write_all(format!("GET /healthz HTTP/1.1\r\nHost: {target}\r\nConnection: close\r\n\r\n").as_bytes()).await?;
+    stream
+        .write_all(format!("GET /healthz HTTP/1.1\r\nHost: {target}\r\nConnection: close\r\n\r\n").as_bytes())
+        .await?;
     let mut response = Vec::new();
     tokio::time::timeout(std::time::Duration::from_secs(5), stream.read_to_end(&mut response)).await??;
     let text = String::from_utf8_lossy(&response);

@@ -92,15 +92,9 @@ pub async fn create_challenge(
     if !SidKind::Factor.matches(factor_sid) {
         return Err(ApiError::invalid("FactorSid", "must be a YF… SID"));
     }
-    let factor = state
-        .store
-        .factor(&auth.account_sid, &service.sid, &path.identity, factor_sid)
-        .await?
-        .ok_or_else(|| {
-            ApiError::NotFound(format!(
-                "/v2/Services/{}/Entities/{}/Factors/{factor_sid}",
-                service.sid, path.identity
-            ))
+    let factor =
+        state.store.factor(&auth.account_sid, &service.sid, &path.identity, factor_sid).await?.ok_or_else(|| {
+            ApiError::NotFound(format!("/v2/Services/{}/Entities/{}/Factors/{factor_sid}", service.sid, path.identity))
         })?;
     if factor.status != "verified" {
         return Err(ApiError::FactorUnverified);
@@ -120,7 +114,8 @@ pub async fn create_challenge(
             at
         }
     };
-    let message = p.text("Details.Message", DETAILS_MESSAGE_MAX)?.ok_or(ApiError::MissingParameter("Details.Message"))?;
+    let message =
+        p.text("Details.Message", DETAILS_MESSAGE_MAX)?.ok_or(ApiError::MissingParameter("Details.Message"))?;
     let raw_fields = p.all("Details.Fields");
     if raw_fields.len() > DETAILS_FIELDS_MAX {
         return Err(ApiError::invalid("Details.Fields", format!("at most {DETAILS_FIELDS_MAX} items")));
@@ -168,7 +163,11 @@ pub async fn create_challenge(
     Ok(HttpResponse::Created().json(render(&state, &challenge, now)))
 }
 
-pub async fn fetch_challenge(auth: AccountAuth, state: State, path: web::Path<ChallengePath>) -> ApiResult<HttpResponse> {
+pub async fn fetch_challenge(
+    auth: AccountAuth,
+    state: State,
+    path: web::Path<ChallengePath>,
+) -> ApiResult<HttpResponse> {
     let not_found = || {
         ApiError::NotFound(format!(
             "/v2/Services/{}/Entities/{}/Challenges/{}",

@@ -83,10 +83,9 @@ fn render(state: &AppState, f: &FactorRow) -> FactorBody {
 
 fn notification_token(p: &Params) -> ApiResult<Option<&str>> {
     match p.get("Config.NotificationToken") {
-        Some(t) if !NOTIFICATION_TOKEN_LEN.contains(&t.chars().count()) => Err(ApiError::invalid(
-            "Config.NotificationToken",
-            "must be between 32 and 255 characters long",
-        )),
+        Some(t) if !NOTIFICATION_TOKEN_LEN.contains(&t.chars().count()) => {
+            Err(ApiError::invalid("Config.NotificationToken", "must be between 32 and 255 characters long"))
+        }
         other => Ok(other),
     }
 }
@@ -182,7 +181,7 @@ pub async fn create_push_factor(
         date_updated: now,
     };
     match state.store.create_factor(&entity, factor, MAX_PUSH_FACTORS_PER_ENTITY).await? {
-        FactorCreated::Created(row) => Ok(row),
+        FactorCreated::Created(row) => Ok(*row),
         FactorCreated::LimitReached => Err(ApiError::FactorLimit(20)),
         FactorCreated::DuplicateBinding => Err(ApiError::FactorExists),
     }

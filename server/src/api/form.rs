@@ -77,11 +77,7 @@ impl Params {
     }
 
     /// An integer within `range`.
-    pub fn int_in(
-        &self,
-        name: &'static str,
-        range: std::ops::RangeInclusive<i64>,
-    ) -> Result<Option<i64>, ApiError> {
+    pub fn int_in(&self, name: &'static str, range: std::ops::RangeInclusive<i64>) -> Result<Option<i64>, ApiError> {
         let Some(text) = self.get(name) else { return Ok(None) };
         match text.trim().parse::<i64>() {
             Ok(v) if range.contains(&v) => Ok(Some(v)),
@@ -103,15 +99,14 @@ impl Params {
     }
 
     /// One of `allowed`, verbatim.
-    pub fn one_of(
-        &self,
-        name: &'static str,
-        allowed: &[&'static str],
-    ) -> Result<Option<&'static str>, ApiError> {
+    pub fn one_of(&self, name: &'static str, allowed: &[&'static str]) -> Result<Option<&'static str>, ApiError> {
         let Some(v) = self.get(name) else { return Ok(None) };
-        allowed.iter().copied().find(|a| *a == v).map(Some).ok_or_else(|| {
-            ApiError::invalid(name, format!("must be one of: {}", allowed.join(", ")))
-        })
+        allowed
+            .iter()
+            .copied()
+            .find(|a| *a == v)
+            .map(Some)
+            .ok_or_else(|| ApiError::invalid(name, format!("must be one of: {}", allowed.join(", "))))
     }
 }
 
@@ -128,9 +123,7 @@ fn percent_decode(input: &[u8]) -> Result<String, ApiError> {
                     u8::try_from(hi * 16 + lo).ok()
                 });
                 let Some(byte) = hex else {
-                    return Err(ApiError::MalformedBody(
-                        "a '%' is not followed by two hexadecimal digits".to_owned(),
-                    ));
+                    return Err(ApiError::MalformedBody("a '%' is not followed by two hexadecimal digits".to_owned()));
                 };
                 out.push(byte);
                 i += 2;
@@ -139,8 +132,7 @@ fn percent_decode(input: &[u8]) -> Result<String, ApiError> {
         }
         i += 1;
     }
-    String::from_utf8(out)
-        .map_err(|_| ApiError::MalformedBody("parameters must be UTF-8 text".to_owned()))
+    String::from_utf8(out).map_err(|_| ApiError::MalformedBody("parameters must be UTF-8 text".to_owned()))
 }
 
 /// The decoded form body of a request (at most [`MAX_BODY_BYTES`]).
@@ -152,10 +144,8 @@ impl FromRequest for Form {
     type Future = Pin<Box<dyn Future<Output = Result<Form, ApiError>>>>;
 
     fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
-        let content_type = req
-            .headers()
-            .get(header::CONTENT_TYPE)
-            .map(|v| v.to_str().unwrap_or("(not text)").to_owned());
+        let content_type =
+            req.headers().get(header::CONTENT_TYPE).map(|v| v.to_str().unwrap_or("(not text)").to_owned());
         let declared = req
             .headers()
             .get(header::CONTENT_LENGTH)

@@ -119,11 +119,7 @@ pub async fn service_of(state: &AppState, account_sid: &str, sid: &str) -> ApiRe
     if !SidKind::Service.matches(sid) {
         return Err(ApiError::NotFound(format!("/v2/Services/{sid}")));
     }
-    state
-        .store
-        .service(account_sid, sid)
-        .await?
-        .ok_or_else(|| ApiError::NotFound(format!("/v2/Services/{sid}")))
+    state.store.service(account_sid, sid).await?.ok_or_else(|| ApiError::NotFound(format!("/v2/Services/{sid}")))
 }
 
 /// The Entity `identity` of `service`, or 404.

@@ -250,10 +250,7 @@ fn apply(s: &mut ServiceRow, p: &Params) -> ApiResult<()> {
         p.one_of("Passkeys.AuthenticatorAttachment", &["platform", "cross-platform", "any"])?
     );
     set!(passkeys_discoverable_credentials, p.bool("Passkeys.DiscoverableCredentials")?);
-    set!(
-        passkeys_user_verification,
-        p.one_of("Passkeys.UserVerification", &["required", "preferred", "discouraged"])?
-    );
+    set!(passkeys_user_verification, p.one_of("Passkeys.UserVerification", &["required", "preferred", "discouraged"])?);
     set!(verify_event_subscription_enabled, p.bool("VerifyEventSubscriptionEnabled")?);
     s.settings = serde_json::to_string(&o).map_err(anyhow::Error::from)?;
     Ok(())

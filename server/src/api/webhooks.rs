@@ -79,7 +79,9 @@ fn apply(w: &mut WebhookRow, p: &Params) -> ApiResult<()> {
     }
     if let Some(url) = p.get("WebhookUrl") {
         if !is_http_url(url) || url.len() > 2048 {
-            return Err(ApiError::WebhookParameters("Invalid `WebhookUrl`: must be an absolute http or https URL".into()));
+            return Err(ApiError::WebhookParameters(
+                "Invalid `WebhookUrl`: must be an absolute http or https URL".into(),
+            ));
         }
         w.webhook_url = url.to_owned();
     }

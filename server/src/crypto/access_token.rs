@@ -98,18 +98,15 @@ impl TokenKey {
         let [protected, encrypted_key, iv, ciphertext, tag] = parts.as_slice() else {
             return Err(TokenError::Malformed);
         };
-        let header: Header = b64url_decode(protected)
-            .and_then(|h| serde_json::from_slice(&h).ok())
-            .ok_or(TokenError::Malformed)?;
+        let header: Header =
+            b64url_decode(protected).and_then(|h| serde_json::from_slice(&h).ok()).ok_or(TokenError::Malformed)?;
         if header.alg != ALG || header.enc != ENC || !encrypted_key.is_empty() {
             return Err(TokenError::UnsupportedHeader);
         }
         if header.kid != self.kid {
             return Err(TokenError::Forged);
         }
-        let iv: [u8; 12] = b64url_decode(iv)
-            .and_then(|v| v.try_into().ok())
-            .ok_or(TokenError::Malformed)?;
+        let iv: [u8; 12] = b64url_decode(iv).and_then(|v| v.try_into().ok()).ok_or(TokenError::Malformed)?;
         let mut data = b64url_decode(ciphertext).ok_or(TokenError::Malformed)?;
         let tag = b64url_decode(tag).filter(|t| t.len() == 16).ok_or(TokenError::Malformed)?;
         data.extend_from_slice(&tag);

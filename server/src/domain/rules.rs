@@ -21,19 +21,12 @@ pub const ACCESS_TOKEN_TTL: std::ops::RangeInclusive<i64> = 60..=300;
 pub const ACCESS_TOKEN_DEFAULT_TTL: i64 = 60;
 
 /// Event types a Webhook may subscribe to.
-pub const WEBHOOK_EVENT_TYPES: [&str; 6] = [
-    "*",
-    "factor.deleted",
-    "factor.created",
-    "factor.verified",
-    "challenge.approved",
-    "challenge.denied",
-];
+pub const WEBHOOK_EVENT_TYPES: [&str; 6] =
+    ["*", "factor.deleted", "factor.created", "factor.verified", "challenge.approved", "challenge.denied"];
 
 /// An Entity identity: 8 to 64 characters, dash-separated alphanumerics.
 pub fn is_valid_identity(identity: &str) -> bool {
-    (8..=64).contains(&identity.len())
-        && identity.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+    (8..=64).contains(&identity.len()) && identity.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
 }
 
 /// Parses stringified JSON that must be an object of string values (`HiddenDetails`,

@@ -41,9 +41,7 @@ impl SidKind {
 
     /// Whether `value` is a well-formed SID of this kind (`^XX[0-9a-fA-F]{32}$`).
     pub fn matches(self, value: &str) -> bool {
-        value.len() == 34
-            && value.starts_with(self.prefix())
-            && value.as_bytes()[2..].iter().all(u8::is_ascii_hexdigit)
+        value.len() == 34 && value.starts_with(self.prefix()) && value.as_bytes()[2..].iter().all(u8::is_ascii_hexdigit)
     }
 }
 

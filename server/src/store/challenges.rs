@@ -105,10 +105,7 @@ impl Store {
         let mut sql = Sql::new(&format!("SELECT {COLUMNS} FROM challenges WHERE "));
         sql.push("entity_id = ?", [Arg::Int(entity_id)]);
         if let Some(factor_sid) = &filter.factor_sid {
-            sql.push(
-                " AND factor_id = (SELECT id FROM factors WHERE sid = ?)",
-                [Arg::Text(factor_sid.clone())],
-            );
+            sql.push(" AND factor_id = (SELECT id FROM factors WHERE sid = ?)", [Arg::Text(factor_sid.clone())]);
         }
         match filter.status {
             None => {}
@@ -116,10 +113,7 @@ impl Store {
                 sql.push(" AND status = 'pending' AND expiration_date > ?", [Arg::Int(now)]);
             }
             Some("expired") => {
-                sql.push(
-                    " AND (status = 'expired' OR (status = 'pending' AND expiration_date <= ?))",
-                    [Arg::Int(now)],
-                );
+                sql.push(" AND (status = 'expired' OR (status = 'pending' AND expiration_date <= ?))", [Arg::Int(now)]);
             }
             Some(other) => {
                 sql.push(" AND status = ?", [Arg::Text(other.to_owned())]);

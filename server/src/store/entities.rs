@@ -14,8 +14,7 @@ pub struct EntityRow {
     pub date_updated: i64,
 }
 
-const COLUMNS: &str =
-    "id, sid, service_id, account_sid, service_sid, identity, date_created, date_updated";
+const COLUMNS: &str = "id, sid, service_id, account_sid, service_sid, identity, date_created, date_updated";
 
 impl Store {
     /// Inserts a new Entity; a duplicate identity is a unique violation.

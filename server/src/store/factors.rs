@@ -35,7 +35,7 @@ const COLUMNS: &str = "id, sid, entity_id, account_sid, service_sid, entity_sid,
 /// The outcome of [`Store::create_factor`].
 #[derive(Debug)]
 pub enum FactorCreated {
-    Created(FactorRow),
+    Created(Box<FactorRow>),
     /// The Entity already has `max` Factors of this type.
     LimitReached,
     /// The Entity already has a Factor with this public key.
@@ -51,8 +51,7 @@ impl Store {
         mut factor: FactorRow,
         max_per_type: i64,
     ) -> Result<FactorCreated, sqlx::Error> {
-        let select_entity =
-            "SELECT id, sid, service_id, account_sid, service_sid, identity, date_created, \
+        let select_entity = "SELECT id, sid, service_id, account_sid, service_sid, identity, date_created, \
              date_updated FROM entities WHERE service_id = $1 AND identity = $2";
         let insert_factor = format!(
             "INSERT INTO factors ({}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, \
@@ -118,7 +117,7 @@ impl Store {
                 .fetch_one(&mut *tx)
                 .await?;
             tx.commit().await?;
-            Ok(FactorCreated::Created(factor))
+            Ok(FactorCreated::Created(Box::new(factor)))
         })
     }
 
@@ -167,11 +166,7 @@ impl Store {
     /// Deletes a Factor and its Challenges. False when there was none.
     pub async fn delete_factor(&self, id: i64) -> Result<bool, sqlx::Error> {
         on_pool!(self, write, |pool| {
-            sqlx::query("DELETE FROM factors WHERE id = $1")
-                .bind(id)
-                .execute(pool)
-                .await
-                .map(|r| r.rows_affected() > 0)
+            sqlx::query("DELETE FROM factors WHERE id = $1").bind(id).execute(pool).await.map(|r| r.rows_affected() > 0)
         })
     }
 

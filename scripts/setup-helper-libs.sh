@@ -1,0 +1,65 @@
+#!/usr/bin/env bash
+# Installs the official Twilio helper libraries that the e2e flow scripts drive:
+#   tests/helper-libs/python/.venv      twilio (PyPI), pinned in requirements.txt
+#   tests/helper-libs/node/node_modules twilio (npm), pinned by package-lock.json
+# Idempotent and fast when already done: the venv is only (re)installed when the
+# installed twilio version differs from the pin, node_modules only when it is
+# missing or older than package-lock.json.
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+PY_DIR="$ROOT/tests/helper-libs/python"
+NODE_DIR="$ROOT/tests/helper-libs/node"
+VENV="$PY_DIR/.venv"
+VENV_PY="$VENV/bin/python"
+
+log() { printf 'setup-helper-libs: %s\n' "$*"; }
+die() { printf 'setup-helper-libs: error: %s\n' "$*" >&2; exit 1; }
+
+# ---- python -----------------------------------------------------------------
+command -v python3 >/dev/null || die "python3 not found (needed for the twilio-python venv)"
+[[ -f "$PY_DIR/requirements.txt" ]] || die "missing $PY_DIR/requirements.txt"
+
+want_py="$(sed -n 's/^twilio==\([^[:space:]#]*\).*/\1/p' "$PY_DIR/requirements.txt" | head -n1)"
+[[ -n "$want_py" ]] || die "requirements.txt must pin twilio as 'twilio==X.Y.Z'"
+
+if [[ -x "$VENV_PY" ]] && ! "$VENV_PY" -c 'import sys' >/dev/null 2>&1; then
+  log "venv at $VENV is broken (its python does not run); recreating it"
+  rm -rf "$VENV"
+fi
+if [[ ! -x "$VENV_PY" ]]; then
+  log "creating venv $VENV"
+  python3 -m venv "$VENV" || die "python3 -m venv failed (on Debian: apt-get install python3-venv)"
+fi
+
+have_py="$("$VENV_PY" -c 'import importlib.metadata as m; print(m.version("twilio"))' 2>/dev/null || true)"
+if [[ "$have_py" == "$want_py" ]]; then
+  log "python: twilio $have_py already installed"
+else
+  log "python: installing twilio $want_py (found: ${have_py:-none})"
+  "$VENV_PY" -m pip install --disable-pip-version-check --no-input -q -r "$PY_DIR/requirements.txt" \
+    || die "pip install -r $PY_DIR/requirements.txt failed"
+  have_py="$("$VENV_PY" -c 'import importlib.metadata as m; print(m.version("twilio"))')"
+  [[ "$have_py" == "$want_py" ]] || die "python: expected twilio $want_py after install, found $have_py"
+  log "python: twilio $have_py installed"
+fi
+
+# ---- node -------------------------------------------------------------------
+command -v node >/dev/null || die "node not found (needed for twilio-node)"
+command -v npm >/dev/null || die "npm not found (needed for twilio-node)"
+[[ -f "$NODE_DIR/package-lock.json" ]] || die "missing $NODE_DIR/package-lock.json"
+
+# npm writes node_modules/.package-lock.json on every install: it marks when node_modules was laid.
+marker="$NODE_DIR/node_modules/.package-lock.json"
+if [[ -f "$marker" && ! "$NODE_DIR/package-lock.json" -nt "$marker" ]]; then
+  log "node: node_modules up to date ($(cd "$NODE_DIR" && node -p 'require("twilio/package.json").version' 2>/dev/null || echo '?'))"
+else
+  log "node: running npm ci in $NODE_DIR"
+  (cd "$NODE_DIR" && npm ci --no-audit --no-fund) || die "npm ci failed in $NODE_DIR"
+  touch "$marker"
+  have_node="$(cd "$NODE_DIR" && node -p 'require("twilio/package.json").version')" \
+    || die "node: twilio does not load after npm ci"
+  log "node: twilio $have_node installed"
+fi
+
+log "done"

@@ -1,0 +1,288 @@
+//! `spawn_app`: a real server on port 0 with a fresh database (a SQLite file, or a PostgreSQL
+//! schema of its own), a clock the test can move, two accounts and an API key; and the
+//! `backend()` role that calls it the way a customer backend does.
+
+use std::sync::Arc;
+
+use base64::Engine;
+use p256::ecdsa::signature::Signer;
+use p256::ecdsa::{DerSignature, SigningKey};
+use p256::pkcs8::EncodePublicKey;
+use reqwest::{Method, StatusCode};
+use serde_json::Value;
+use verify_push_server::clock::ManualClock;
+use verify_push_server::config::ServeArgs;
+use verify_push_server::domain::sid::random_hex;
+use verify_push_server::startup::Application;
+use verify_push_server::store::{Backend, Store};
+
+pub const POSTGRES_DEFAULT: &str = "postgres://postgres@127.0.0.1:5432/test";
+
+/// Declares async test fns that run once on each backend: `fn x(app: TestApp)` becomes tests
+/// `x::sqlite` and `x::postgres`.
+macro_rules! on_both_backends {
+    ($($name:ident),+ $(,)?) => {
+        $(
+            mod $name {
+                #[tokio::test]
+                async fn sqlite() {
+                    super::$name($crate::helpers::spawn_app($crate::helpers::Sqlite).await).await;
+                }
+                #[tokio::test]
+                async fn postgres() {
+                    super::$name($crate::helpers::spawn_app($crate::helpers::Postgres).await).await;
+                }
+            }
+        )+
+    };
+}
+pub(crate) use on_both_backends;
+pub use Backend::{Postgres, Sqlite};
+
+/// A caller's credentials.
+#[derive(Clone, Debug)]
+pub struct Creds {
+    pub user: String,
+    pub password: String,
+}
+
+pub struct TestApp {
+    pub url: String,
+    pub store: Store,
+    pub clock: Arc<ManualClock>,
+    pub backend: Backend,
+    pub database_url: String,
+    pub account: Creds,
+    pub api_key: Creds,
+    pub other_account: Creds,
+    http: reqwest::Client,
+}
+
+/// A response: status and JSON body (`Value::Null` when empty).
+#[derive(Debug)]
+pub struct Reply {
+    pub status: StatusCode,
+    pub body: Value,
+    pub headers: reqwest::header::HeaderMap,
+}
+
+impl Reply {
+    /// Asserts a Twilio error envelope with this status and code, and returns the message.
+    #[track_caller]
+    pub fn assert_error(&self, status: u16, code: u64) -> String {
+        assert_eq!(self.status.as_u16(), status, "body: {}", self.body);
+        assert_eq!(self.body["code"].as_u64(), Some(code), "body: {}", self.body);
+        assert_eq!(self.body["status"].as_u64(), Some(u64::from(status)), "body: {}", self.body);
+        assert_eq!(
+            self.body["more_info"].as_str(),
+            Some(format!("https://www.twilio.com/docs/errors/{code}").as_str()),
+            "body: {}",
+            self.body
+        );
+        let keys: Vec<&String> = self.body.as_object().expect("object").keys().collect();
+        assert_eq!(keys.len(), 4, "the envelope has exactly code, message, more_info, status: {}", self.body);
+        self.body["message"].as_str().expect("message").to_owned()
+    }
+
+    #[track_caller]
+    pub fn assert_status(&self, status: u16) -> &Value {
+        assert_eq!(self.status.as_u16(), status, "body: {}", self.body);
+        &self.body
+    }
+}
+
+/// Fresh database URL for one test.
+pub async fn fresh_database(backend: Backend) -> String {
+    match backend {
+        Backend::Sqlite => {
+            let dir = std::env::temp_dir().join("verify-push-e2e");
+            std::fs::create_dir_all(&dir).expect("temp dir");
+            format!("sqlite://{}", dir.join(format!("{}.db", random_hex::<8>())).display())
+        }
+        Backend::Postgres => {
+            let base = std::env::var("VERIFY_PUSH_TEST_POSTGRES").unwrap_or_else(|_| POSTGRES_DEFAULT.to_owned());
+            let schema = format!("e2e_{}", random_hex::<8>());
+            let mut conn = <sqlx::PgConnection as sqlx::Connection>::connect(&base)
+                .await
+                .unwrap_or_else(|e| panic!("PostgreSQL at {base} is required for the postgres tests: {e}"));
+            sqlx::query(&format!("CREATE SCHEMA {schema}")).execute(&mut conn).await.expect("create schema");
+            let sep = if base.contains('?') { '&' } else { '?' };
+            format!("{base}{sep}options=-c%20search_path%3D{schema}")
+        }
+    }
+}
+
+/// Starts a server on a fresh database.
+pub async fn spawn_app(backend: Backend) -> TestApp {
+    let database_url = fresh_database(backend).await;
+    spawn_app_on(backend, &database_url).await
+}
+
+/// Starts a server on `database_url` (several servers may share one).
+pub async fn spawn_app_on(backend: Backend, database_url: &str) -> TestApp {
+    let account = Creds { user: "AC".to_owned() + &"1".repeat(32), password: "main-auth-token-0001".into() };
+    let other_account = Creds { user: "AC".to_owned() + &"2".repeat(32), password: "other-auth-token-002".into() };
+    let api_key = Creds { user: "SK".to_owned() + &"3".repeat(32), password: "api-key-secret-00003".into() };
+    let accounts_file = std::env::temp_dir().join(format!("verify-push-e2e-accounts-{}.json", random_hex::<8>()));
+    std::fs::write(
+        &accounts_file,
+        serde_json::json!({"accounts": [{"account_sid": other_account.user, "auth_token": other_account.password}]})
+            .to_string(),
+    )
+    .expect("accounts file");
+
+    let mut args = ServeArgs::defaults();
+    args.bind = "127.0.0.1:0".into();
+    args.database.database_url = database_url.to_owned();
+    args.database.database_max_connections = 4;
+    args.account_sid = Some(account.user.clone());
+    args.auth_token = Some(account.password.clone());
+    args.api_key_sid = Some(api_key.user.clone());
+    args.api_key_secret = Some(api_key.password.clone());
+    args.accounts_file = Some(accounts_file);
+    args.workers = Some(1);
+    args.sweep_interval = 3600;
+
+    let clock = ManualClock::new(time::OffsetDateTime::now_utc().unix_timestamp());
+    let app = Application::build(args, clock.clone()).await.expect("server starts");
+    let url = format!("http://127.0.0.1:{}", app.port());
+    let store = app.store();
+    tokio::spawn(app.run_until_stopped());
+    TestApp {
+        url,
+        store,
+        clock,
+        backend,
+        database_url: database_url.to_owned(),
+        account,
+        api_key,
+        other_account,
+        http: reqwest::Client::new(),
+    }
+}
+
+impl TestApp {
+    /// A raw request with optional credentials, form pairs and extra headers.
+    pub async fn send(
+        &self,
+        method: Method,
+        path: &str,
+        creds: Option<&Creds>,
+        form: &[(&str, &str)],
+        headers: &[(&str, &str)],
+        body: Option<Vec<u8>>,
+    ) -> Reply {
+        let url = if path.starts_with("http") { path.to_owned() } else { format!("{}{path}", self.url) };
+        let mut request = self.http.request(method, url);
+        if let Some(c) = creds {
+            request = request.basic_auth(&c.user, Some(&c.password));
+        }
+        if !form.is_empty() {
+            let encoded: Vec<String> = form.iter().map(|(k, v)| format!("{}={}", enc(k), enc(v))).collect();
+            request = request.header("Content-Type", "application/x-www-form-urlencoded").body(encoded.join("&"));
+        }
+        if let Some(b) = body {
+            request = request.body(b);
+        }
+        for (k, v) in headers {
+            request = request.header(*k, *v);
+        }
+        let response = request.send().await.expect("request sent");
+        let status = response.status();
+        let headers = response.headers().clone();
+        let text = response.text().await.expect("body");
+        let body = if text.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_str(&text).unwrap_or_else(|_| panic!("not JSON ({status}): {text}"))
+        };
+        Reply { status, body, headers }
+    }
+
+    /// As the main account's backend.
+    pub async fn post(&self, path: &str, form: &[(&str, &str)]) -> Reply {
+        self.send(Method::POST, path, Some(&self.account), form, &[], None).await
+    }
+    pub async fn get(&self, path: &str) -> Reply {
+        self.send(Method::GET, path, Some(&self.account), &[], &[], None).await
+    }
+    pub async fn delete(&self, path: &str) -> Reply {
+        self.send(Method::DELETE, path, Some(&self.account), &[], &[], None).await
+    }
+
+    /// Creates a Service and returns its SID.
+    pub async fn service(&self) -> String {
+        let reply = self.post("/v2/Services", &[("FriendlyName", "Test Service")]).await;
+        reply.assert_status(201)["sid"].as_str().expect("sid").to_owned()
+    }
+
+    /// Creates an unverified push Factor; returns its SID and the device key.
+    pub async fn unverified_factor(&self, service: &str, identity: &str) -> (String, SigningKey) {
+        let key = SigningKey::from_slice(&verify_push_server::domain::sid::random_bytes::<32>())
+            .unwrap_or_else(|_| SigningKey::from_slice(&[7; 32]).expect("key"));
+        let public = spki_base64(&key);
+        let reply = self
+            .post(
+                &format!("/v2/Services/{service}/Entities/{identity}/Factors"),
+                &[
+                    ("FriendlyName", "Pixel 8"),
+                    ("FactorType", "push"),
+                    ("Binding.Alg", "ES256"),
+                    ("Binding.PublicKey", &public),
+                    ("Config.SdkVersion", "0.9.0"),
+                    ("Config.AppId", "com.example.app"),
+                    ("Config.NotificationPlatform", "fcm"),
+                    ("Config.NotificationToken", &"t".repeat(40)),
+                ],
+            )
+            .await;
+        let sid = reply.assert_status(201)["sid"].as_str().expect("sid").to_owned();
+        (sid, key)
+    }
+
+    /// Creates a push Factor and verifies it with a real signature over its SID.
+    pub async fn verified_factor(&self, service: &str, identity: &str) -> (String, SigningKey) {
+        let (sid, key) = self.unverified_factor(service, identity).await;
+        let signature: DerSignature = key.sign(sid.as_bytes());
+        let payload = base64::engine::general_purpose::STANDARD.encode(signature.as_bytes());
+        let reply = self
+            .post(&format!("/v2/Services/{service}/Entities/{identity}/Factors/{sid}"), &[("AuthPayload", &payload)])
+            .await;
+        assert_eq!(reply.assert_status(200)["status"], "verified");
+        (sid, key)
+    }
+
+    /// Creates a pending Challenge; returns its body.
+    pub async fn challenge(&self, service: &str, identity: &str, factor: &str) -> Value {
+        let reply = self
+            .post(
+                &format!("/v2/Services/{service}/Entities/{identity}/Challenges"),
+                &[("FactorSid", factor), ("Details.Message", "Login request")],
+            )
+            .await;
+        reply.assert_status(201).clone()
+    }
+}
+
+pub fn spki_base64(key: &SigningKey) -> String {
+    let der = key.verifying_key().to_public_key_der().expect("spki");
+    base64::engine::general_purpose::STANDARD.encode(der.as_bytes())
+}
+
+/// Percent-encodes everything but unreserved characters (as the Android SDK does).
+pub fn enc(s: &str) -> String {
+    s.bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
+                char::from(b).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect()
+}
+
+/// A fresh valid identity.
+pub fn identity() -> String {
+    format!("user-{}", random_hex::<6>())
+}

@@ -1,0 +1,17 @@
+//! End-to-end tests: real servers over HTTP, each test on SQLite and on PostgreSQL.
+#![expect(clippy::unwrap_used, clippy::expect_used, reason = "tests fail loudly by design")]
+
+mod helpers;
+mod schema;
+
+mod access_tokens;
+mod accounts;
+mod bad_input;
+mod challenges;
+mod contract;
+mod entities;
+mod factors;
+mod helper_libs;
+mod paging;
+mod services;
+mod webhooks;
