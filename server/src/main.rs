@@ -6,7 +6,7 @@ use std::sync::Arc;
 use clap::Parser;
 use verify_push_server::clock::SystemClock;
 use verify_push_server::config::{Cli, Command, ServeArgs};
-use verify_push_server::startup::Application;
+use verify_push_server::startup::{self, Application};
 use verify_push_server::store::Store;
 use verify_push_server::telemetry;
 
@@ -25,7 +25,7 @@ async fn main() -> ExitCode {
             }
             Err(e) => Err(e),
         },
-        Some(Command::Healthcheck(args)) => healthcheck(&args.bind).await,
+        Some(Command::Healthcheck(args)) => startup::healthcheck(&args.bind).await.map(|()| println!("healthy")),
     };
     match outcome {
         Ok(()) => ExitCode::SUCCESS,
@@ -66,25 +66,4 @@ fn print_generated_account(sid: &str, token: &str, url: &str) {
         String::new(),
     ];
     println!("{}", lines.join("\n"));
-}
-
-/// Asks a running server's `/healthz` over plain HTTP/1.1.
-async fn healthcheck(bind: &str) -> anyhow::Result<()> {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let target = bind.replace("0.0.0.0", "127.0.0.1").replace("[::]", "[::1]");
-    let connect = tokio::net::TcpStream::connect(&target);
-    let mut stream = tokio::time::timeout(std::time::Duration::from_secs(5), connect).await??;
-    stream
-        .write_all(format!("GET /healthz HTTP/1.1\r\nHost: {target}\r\nConnection: close\r\n\r\n").as_bytes())
-        .await?;
-    let mut response = Vec::new();
-    tokio::time::timeout(std::time::Duration::from_secs(5), stream.read_to_end(&mut response)).await??;
-    let text = String::from_utf8_lossy(&response);
-    let status_line = text.lines().next().unwrap_or("");
-    if status_line.split_whitespace().nth(1) == Some("200") {
-        println!("healthy");
-        Ok(())
-    } else {
-        anyhow::bail!("unhealthy: {status_line}")
-    }
 }

@@ -3,7 +3,6 @@
 //! tests run real servers side by side.
 
 use std::net::TcpListener;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use actix_web::dev::{Server, Service as _};
@@ -132,7 +131,28 @@ async fn token_key(store: &Store, configured: Option<&str>) -> anyhow::Result<To
     Ok(TokenKey::new(&bytes))
 }
 
-/// Shared ownership of a clock, for callers holding a concrete one.
-pub fn shared<C: crate::clock::Clock>(clock: Arc<C>) -> SharedClock {
-    clock
+/// Asks the server listening on `bind` for `/healthz` over plain HTTP/1.1 (the `healthcheck`
+/// subcommand, for container health checks). Ok when it answers 200 within five seconds.
+pub async fn healthcheck(bind: &str) -> anyhow::Result<()> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let target = bind.replace("0.0.0.0", "127.0.0.1").replace("[::]", "[::1]");
+    let exchange = async {
+        let mut stream = tokio::net::TcpStream::connect(&target).await?;
+        let request = format!("GET /healthz HTTP/1.1\r\nHost: {target}\r\nConnection: close\r\n\r\n");
+        stream.write_all(request.as_bytes()).await?;
+        let mut response = Vec::new();
+        stream.read_to_end(&mut response).await?;
+        anyhow::Ok(response)
+    };
+    let response = tokio::time::timeout(Duration::from_secs(5), exchange)
+        .await
+        .context("no answer within 5 seconds")?
+        .with_context(|| format!("cannot reach {target}"))?;
+    let text = String::from_utf8_lossy(&response);
+    let status_line = text.lines().next().unwrap_or("");
+    if status_line.split_whitespace().nth(1) == Some("200") {
+        Ok(())
+    } else {
+        anyhow::bail!("unhealthy: {status_line}")
+    }
 }

@@ -86,6 +86,15 @@ fn both_migration_folders_have_the_same_versions() {
 
 on_both_backends!(every_response_validates_against_twilios_schema, healthz_reports_the_database);
 
+#[tokio::test]
+async fn the_healthcheck_subcommand_tells_a_live_server_from_a_dead_port() {
+    let app = crate::helpers::spawn_app(crate::helpers::Sqlite).await;
+    let bind = app.url.trim_start_matches("http://").to_owned();
+    verify_push_server::startup::healthcheck(&bind).await.unwrap();
+    let free = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+    assert!(verify_push_server::startup::healthcheck(&free.to_string()).await.is_err());
+}
+
 #[track_caller]
 fn check(api: &OpenApi, schema: &str, body: &Value) {
     let problems = api.validate_complete(schema, body);

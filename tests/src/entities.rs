@@ -2,7 +2,11 @@
 
 use crate::helpers::{identity, on_both_backends, TestApp};
 
-on_both_backends!(entities_are_created_fetched_and_deleted, deleting_an_entity_removes_its_factors_and_challenges);
+on_both_backends!(
+    entities_are_created_fetched_and_deleted,
+    deleting_an_entity_removes_its_factors_and_challenges,
+    entity_identities_are_validated,
+);
 
 async fn entities_are_created_fetched_and_deleted(app: TestApp) {
     let service = app.service().await;
@@ -47,4 +51,19 @@ async fn deleting_an_entity_removes_its_factors_and_challenges(app: TestApp) {
     assert_eq!(factors.assert_status(200)["factors"], serde_json::json!([]));
     let challenges = app.get(&format!("/v2/Services/{service}/Entities/{user}/Challenges")).await;
     assert_eq!(challenges.assert_status(200)["challenges"], serde_json::json!([]));
+}
+
+async fn entity_identities_are_validated(app: TestApp) {
+    let service = app.service().await;
+    let path = format!("/v2/Services/{service}/Entities");
+    let long = "a".repeat(65);
+    for bad in ["short", "bad id!!", "user_12345", "usér-12345", long.as_str()] {
+        let message = app.post(&path, &[("Identity", bad)]).await.assert_error(400, 60200);
+        assert!(message.contains("Identity"), "{bad}: {message}");
+    }
+    app.post(&path, &[]).await.assert_error(400, 60200);
+    app.post(&path, &[("Identity", &"a".repeat(64))]).await.assert_status(201);
+    app.post(&path, &[("Identity", "12345678")]).await.assert_status(201);
+    let list = app.get(&path).await;
+    assert_eq!(list.body["entities"].as_array().unwrap().len(), 2, "only the valid ones were stored");
 }

@@ -1,0 +1,50 @@
+#!/usr/bin/env bash
+# Runs every test of the workspace, the README's test command. It installs what it needs:
+# the twilio-python venv and twilio-node packages (scripts/setup-helper-libs.sh), and starts
+# the local PostgreSQL when it is installed but stopped. Both database backends run in one pass.
+#
+#   scripts/test.sh            everything: formatting, lints, contract, unit and e2e tests
+#   VERIFY_PUSH_TEST_POSTGRES=postgres://user@host:5432/db scripts/test.sh
+#                              use another PostgreSQL (each test makes a schema of its own)
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+step() { printf '\n==> %s\n' "$*"; }
+die() { printf 'test: error: %s\n' "$*" >&2; exit 1; }
+
+PG_URL="${VERIFY_PUSH_TEST_POSTGRES:-postgres://postgres@127.0.0.1:5432/test}"
+export VERIFY_PUSH_TEST_POSTGRES="$PG_URL"
+
+step "PostgreSQL at ${PG_URL%%\?*}"
+pg_up() { command -v pg_isready >/dev/null && pg_isready -q -d "$PG_URL"; }
+if ! pg_up; then
+  if command -v pg_ctlcluster >/dev/null && [ -d /etc/postgresql ]; then
+    echo "not answering; starting the local cluster"
+    pg_ctlcluster --skip-systemctl-redirect "$(ls /etc/postgresql | head -n1)" main start || true
+    for _ in $(seq 1 30); do pg_up && break; sleep 1; done
+  fi
+fi
+pg_up || die "PostgreSQL is not reachable at $PG_URL (the postgres half of the e2e suite needs it; set VERIFY_PUSH_TEST_POSTGRES)"
+echo "ok"
+
+step "Helper libraries (twilio-python, twilio-node) and OpenAPI tools"
+scripts/setup-helper-libs.sh
+VENV_PY=tests/helper-libs/python/.venv/bin/python
+
+step "Formatting"
+cargo fmt --all -- --check
+
+step "Lints (clippy -D warnings)"
+cargo clippy --workspace --all-targets --locked -- -D warnings
+
+step "openapi.yaml is generated from the Twilio spec and is valid OpenAPI 3.0"
+"$VENV_PY" scripts/gen-openapi.py --check
+"$VENV_PY" -m openapi_spec_validator openapi.yaml
+
+step "Unit, contract and end-to-end tests (SQLite and PostgreSQL)"
+if cargo nextest --version >/dev/null 2>&1; then
+  cargo nextest run --workspace --locked --no-fail-fast
+else
+  echo "(cargo-nextest not installed; using cargo test)"
+  cargo test --workspace --locked --no-fail-fast
+fi
