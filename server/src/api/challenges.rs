@@ -2,11 +2,11 @@
 //! FetchChallenge. (The device's answer, UpdateChallenge, belongs to the device protocol.)
 
 use actix_web::{web, HttpResponse};
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use serde_json::{Map, Value};
 
 use super::auth::AccountAuth;
-use super::entities::EntityScope;
+use super::entities::{EntityItemPath, EntityScope};
 use super::form::{Form, Query};
 use super::paging::{list_response, PageRequest};
 use super::{entity_of, json_or_null, service_of, AppState, State};
@@ -18,16 +18,6 @@ use crate::domain::rules::{
 use crate::domain::sid::SidKind;
 use crate::error::{ApiError, ApiResult};
 use crate::store::challenges::{ChallengeFilter, ChallengeRow};
-
-#[derive(Deserialize)]
-pub struct ChallengePath {
-    #[serde(rename = "ServiceSid")]
-    service_sid: String,
-    #[serde(rename = "Identity")]
-    identity: String,
-    #[serde(rename = "Sid")]
-    sid: String,
-}
 
 #[derive(Serialize)]
 pub struct ChallengeBody {
@@ -166,7 +156,7 @@ pub async fn create_challenge(
 pub async fn fetch_challenge(
     auth: AccountAuth,
     state: State,
-    path: web::Path<ChallengePath>,
+    path: web::Path<EntityItemPath>,
 ) -> ApiResult<HttpResponse> {
     let not_found = || {
         ApiError::NotFound(format!(

@@ -28,6 +28,17 @@ pub struct EntityScope {
     pub identity: String,
 }
 
+/// A resource beneath an Entity: `…/Entities/{Identity}/<Kind>/{Sid}`.
+#[derive(Deserialize)]
+pub struct EntityItemPath {
+    #[serde(rename = "ServiceSid")]
+    pub service_sid: String,
+    #[serde(rename = "Identity")]
+    pub identity: String,
+    #[serde(rename = "Sid")]
+    pub sid: String,
+}
+
 #[derive(Serialize)]
 struct EntityBody {
     sid: String,

@@ -6,11 +6,11 @@
 //! creates its Entity. `binding` appears only in the creation response.
 
 use actix_web::{web, HttpResponse};
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use serde_json::{json, Map, Value};
 
 use super::auth::AccountAuth;
-use super::entities::{identity_param, EntityScope};
+use super::entities::{identity_param, EntityItemPath, EntityScope};
 use super::form::{Form, Params, Query};
 use super::paging::{list_response, PageRequest};
 use super::{entity_of, json_or_null, service_of, AppState, State};
@@ -26,16 +26,6 @@ use crate::error::{ApiError, ApiResult};
 use crate::store::entities::EntityRow;
 use crate::store::factors::{FactorCreated, FactorRow};
 use crate::store::services::ServiceRow;
-
-#[derive(Deserialize)]
-pub struct FactorPath {
-    #[serde(rename = "ServiceSid")]
-    service_sid: String,
-    #[serde(rename = "Identity")]
-    identity: String,
-    #[serde(rename = "Sid")]
-    sid: String,
-}
 
 #[derive(Serialize)]
 struct FactorBody {
@@ -199,7 +189,7 @@ pub async fn create_new_factor(
     Ok(HttpResponse::Created().json(NewFactorBody { factor: render(&state, &factor), binding, options: Value::Null }))
 }
 
-async fn factor_of(state: &AppState, account_sid: &str, path: &FactorPath) -> ApiResult<FactorRow> {
+async fn factor_of(state: &AppState, account_sid: &str, path: &EntityItemPath) -> ApiResult<FactorRow> {
     let not_found = || {
         ApiError::NotFound(format!("/v2/Services/{}/Entities/{}/Factors/{}", path.service_sid, path.identity, path.sid))
     };
@@ -209,7 +199,7 @@ async fn factor_of(state: &AppState, account_sid: &str, path: &FactorPath) -> Ap
     state.store.factor(account_sid, &path.service_sid, &path.identity, &path.sid).await?.ok_or_else(not_found)
 }
 
-pub async fn fetch_factor(auth: AccountAuth, state: State, path: web::Path<FactorPath>) -> ApiResult<HttpResponse> {
+pub async fn fetch_factor(auth: AccountAuth, state: State, path: web::Path<EntityItemPath>) -> ApiResult<HttpResponse> {
     let factor = factor_of(&state, &auth.account_sid, &path).await?;
     Ok(HttpResponse::Ok().json(render(&state, &factor)))
 }
@@ -251,7 +241,7 @@ pub fn apply_factor_update(factor: &mut FactorRow, p: &Params, now: i64) -> ApiR
 pub async fn update_factor(
     auth: AccountAuth,
     state: State,
-    path: web::Path<FactorPath>,
+    path: web::Path<EntityItemPath>,
     Form(p): Form,
 ) -> ApiResult<HttpResponse> {
     let mut factor = factor_of(&state, &auth.account_sid, &path).await?;
@@ -260,7 +250,11 @@ pub async fn update_factor(
     Ok(HttpResponse::Ok().json(render(&state, &factor)))
 }
 
-pub async fn delete_factor(auth: AccountAuth, state: State, path: web::Path<FactorPath>) -> ApiResult<HttpResponse> {
+pub async fn delete_factor(
+    auth: AccountAuth,
+    state: State,
+    path: web::Path<EntityItemPath>,
+) -> ApiResult<HttpResponse> {
     let factor = factor_of(&state, &auth.account_sid, &path).await?;
     state.store.delete_factor(factor.id).await?;
     Ok(HttpResponse::NoContent().finish())

@@ -3,7 +3,7 @@
 //! A pending Challenge past its `expiration_date` *is* expired, whether or not the sweeper has
 //! written that yet: reads and list filters treat it so.
 
-use super::{bind_args, on_pool, Arg, Page, Sql, Store, Window};
+use super::{on_pool, Arg, Page, Sql, Store, Window};
 
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct ChallengeRow {
@@ -119,11 +119,7 @@ impl Store {
                 sql.push(" AND status = ?", [Arg::Text(other.to_owned())]);
             }
         }
-        sql.window(window);
-        let rows = on_pool!(self, read, |pool| {
-            bind_args!(sqlx::query_as::<_, ChallengeRow>(&sql.text), &sql.args).fetch_all(pool).await
-        })?;
-        Ok(window.finish(rows))
+        self.fetch_page(sql, window).await
     }
 
     /// Marks up to `batch` pending Challenges whose expiration has passed as expired.

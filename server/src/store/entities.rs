@@ -1,6 +1,6 @@
 //! Entities: the users of a Service, addressed by their `identity`.
 
-use super::{bind_args, on_pool, Arg, Page, Sql, Store, Window};
+use super::{on_pool, Arg, Page, Sql, Store, Window};
 
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct EntityRow {
@@ -57,10 +57,7 @@ impl Store {
 
     pub async fn list_entities(&self, service_id: i64, window: &Window) -> Result<Page<EntityRow>, sqlx::Error> {
         let mut sql = Sql::new(&format!("SELECT {COLUMNS} FROM entities WHERE "));
-        sql.push("service_id = ?", [Arg::Int(service_id)]).window(window);
-        let rows = on_pool!(self, read, |pool| {
-            bind_args!(sqlx::query_as::<_, EntityRow>(&sql.text), &sql.args).fetch_all(pool).await
-        })?;
-        Ok(window.finish(rows))
+        sql.push("service_id = ?", [Arg::Int(service_id)]);
+        self.fetch_page(sql, window).await
     }
 }

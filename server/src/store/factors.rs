@@ -1,7 +1,7 @@
 //! Factors: a device key (push) bound to an Entity.
 
 use super::entities::EntityRow;
-use super::{bind_args, on_pool, Arg, Page, Sql, Store, Window};
+use super::{on_pool, Arg, Page, Sql, Store, Window};
 
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct FactorRow {
@@ -172,11 +172,8 @@ impl Store {
 
     pub async fn list_factors(&self, entity_id: i64, window: &Window) -> Result<Page<FactorRow>, sqlx::Error> {
         let mut sql = Sql::new(&format!("SELECT {COLUMNS} FROM factors WHERE "));
-        sql.push("entity_id = ?", [Arg::Int(entity_id)]).window(window);
-        let rows = on_pool!(self, read, |pool| {
-            bind_args!(sqlx::query_as::<_, FactorRow>(&sql.text), &sql.args).fetch_all(pool).await
-        })?;
-        Ok(window.finish(rows))
+        sql.push("entity_id = ?", [Arg::Int(entity_id)]);
+        self.fetch_page(sql, window).await
     }
 
     /// Deletes up to `batch` unverified Factors created at or before `cutoff`. Returns how many.

@@ -69,7 +69,6 @@ macro_rules! bind_args {
         query
     }};
 }
-pub(crate) use bind_args;
 
 /// A dynamically bound argument, for queries whose filters vary.
 #[derive(Debug, Clone)]
@@ -223,6 +222,22 @@ impl Store {
             Db::Postgres(pool) => sqlx::migrate!("../migrations/postgres").run(pool).await,
         }
         .context("applying database migrations")
+    }
+
+    /// Runs a list query (its `SELECT … WHERE <scope>` part) with the keyset condition and
+    /// ordering of `window` appended, on the read pool, and returns the page.
+    pub async fn fetch_page<T>(&self, mut sql: Sql, window: &Window) -> Result<Page<T>, sqlx::Error>
+    where
+        T: for<'r> sqlx::FromRow<'r, sqlx::sqlite::SqliteRow>
+            + for<'r> sqlx::FromRow<'r, sqlx::postgres::PgRow>
+            + Send
+            + Unpin,
+    {
+        sql.window(window);
+        let rows = on_pool!(self, read, |pool| {
+            bind_args!(sqlx::query_as::<_, T>(&sql.text), &sql.args).fetch_all(pool).await
+        })?;
+        Ok(window.finish(rows))
     }
 
     /// A trivial round trip, for `/healthz`.

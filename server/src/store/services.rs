@@ -1,6 +1,6 @@
 //! Verify Services.
 
-use super::{bind_args, on_pool, Arg, Page, Sql, Store, Window};
+use super::{on_pool, Arg, Page, Sql, Store, Window};
 
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct ServiceRow {
@@ -97,10 +97,7 @@ impl Store {
 
     pub async fn list_services(&self, account_sid: &str, window: &Window) -> Result<Page<ServiceRow>, sqlx::Error> {
         let mut sql = Sql::new(&format!("SELECT {COLUMNS} FROM services WHERE "));
-        sql.push("account_sid = ?", [Arg::Text(account_sid.to_owned())]).window(window);
-        let rows = on_pool!(self, read, |pool| {
-            bind_args!(sqlx::query_as::<_, ServiceRow>(&sql.text), &sql.args).fetch_all(pool).await
-        })?;
-        Ok(window.finish(rows))
+        sql.push("account_sid = ?", [Arg::Text(account_sid.to_owned())]);
+        self.fetch_page(sql, window).await
     }
 }

@@ -1,6 +1,6 @@
 //! Webhook configurations of a Service (delivery is the webhooks worker's business).
 
-use super::{bind_args, on_pool, Arg, Page, Sql, Store, Window};
+use super::{on_pool, Arg, Page, Sql, Store, Window};
 
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct WebhookRow {
@@ -88,10 +88,7 @@ impl Store {
 
     pub async fn list_webhooks(&self, service_id: i64, window: &Window) -> Result<Page<WebhookRow>, sqlx::Error> {
         let mut sql = Sql::new(&format!("SELECT {COLUMNS} FROM webhooks WHERE "));
-        sql.push("service_id = ?", [Arg::Int(service_id)]).window(window);
-        let rows = on_pool!(self, read, |pool| {
-            bind_args!(sqlx::query_as::<_, WebhookRow>(&sql.text), &sql.args).fetch_all(pool).await
-        })?;
-        Ok(window.finish(rows))
+        sql.push("service_id = ?", [Arg::Int(service_id)]);
+        self.fetch_page(sql, window).await
     }
 }
