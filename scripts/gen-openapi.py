@@ -50,7 +50,7 @@ TWILIO_OPERATIONS: list[tuple[str, list[str]]] = [
     ("/v2/Services/{ServiceSid}/Entities/{Identity}/Factors", ["get", "post"]),
     ("/v2/Services/{ServiceSid}/Entities/{Identity}/Factors/{Sid}", ["get", "post", "delete"]),
     ("/v2/Services/{ServiceSid}/Entities/{Identity}/Challenges", ["get", "post"]),
-    ("/v2/Services/{ServiceSid}/Entities/{Identity}/Challenges/{Sid}", ["get"]),
+    ("/v2/Services/{ServiceSid}/Entities/{Identity}/Challenges/{Sid}", ["get", "post"]),
     ("/v2/Services/{ServiceSid}/AccessTokens", ["post"]),
     ("/v2/Services/{ServiceSid}/AccessTokens/{Sid}", ["get"]),
     ("/v2/Services/{ServiceSid}/Webhooks", ["get", "post"]),

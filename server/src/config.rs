@@ -85,6 +85,10 @@ pub struct ServeArgs {
     /// Seconds after which an unverified Factor is deleted (Twilio: 1 to 24 hours).
     #[arg(long, env = "VERIFY_PUSH_UNVERIFIED_FACTOR_TTL", default_value_t = 86_400)]
     pub unverified_factor_ttl: i64,
+    /// Seconds a device's clock may differ from the server's before its request JWTs are refused
+    /// with 401 (the SDKs then re-sync from the `Date` header and retry once).
+    #[arg(long, env = "VERIFY_PUSH_DEVICE_CLOCK_SKEW", default_value_t = 60)]
+    pub device_clock_skew: i64,
     /// HTTP worker threads (default: one per core).
     #[arg(long, env = "VERIFY_PUSH_WORKERS")]
     pub workers: Option<usize>,
@@ -105,6 +109,7 @@ impl ServeArgs {
             access_token_key: None,
             sweep_interval: 10,
             unverified_factor_ttl: 86_400,
+            device_clock_skew: 60,
             workers: None,
         }
     }

@@ -60,6 +60,15 @@ pub enum ApiError {
     /// 403 / 60318: Challenges need a verified Factor.
     #[error("Factor is unverified")]
     FactorUnverified,
+    /// 403 / 60322: the Challenge was already approved or denied.
+    #[error("Challenge already responded")]
+    ChallengeResponded,
+    /// 403 / 60323: the Challenge is past its expiration date.
+    #[error("Challenge expired")]
+    ChallengeExpired,
+    /// 403 / 60324: the AuthPayload's signature or fields do not match the Challenge.
+    #[error("Challenge verification failed")]
+    ChallengeVerificationFailed,
     /// 400 / 60373: `PageSize` out of 1..=1000 or not a number.
     #[error("Invalid page size: PageSize must be an integer between 1 and 1000")]
     InvalidPageSize,
@@ -95,6 +104,9 @@ impl ApiError {
             ApiError::FactorLimit(_) => 60315,
             ApiError::FactorExists => 60317,
             ApiError::FactorUnverified => 60318,
+            ApiError::ChallengeResponded => 60322,
+            ApiError::ChallengeExpired => 60323,
+            ApiError::ChallengeVerificationFailed => 60324,
             ApiError::InvalidPageSize => 60373,
             ApiError::InvalidPageToken => 60374,
             ApiError::Internal(_) => 20500,
@@ -121,7 +133,11 @@ impl ResponseError for ApiError {
             ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::EntityExists | ApiError::FactorExists => StatusCode::CONFLICT,
-            ApiError::FactorVerificationFailed | ApiError::FactorUnverified => StatusCode::FORBIDDEN,
+            ApiError::FactorVerificationFailed
+            | ApiError::FactorUnverified
+            | ApiError::ChallengeResponded
+            | ApiError::ChallengeExpired
+            | ApiError::ChallengeVerificationFailed => StatusCode::FORBIDDEN,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             _ => StatusCode::BAD_REQUEST,

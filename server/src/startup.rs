@@ -48,6 +48,7 @@ impl Application {
             accounts: Accounts::new(store.clone()),
             token_key,
             urls: Urls::new(&public_url),
+            device_clock_skew: args.device_clock_skew.max(0),
         });
 
         let app_state = state.clone();

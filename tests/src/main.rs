@@ -9,6 +9,7 @@ mod accounts;
 mod bad_input;
 mod challenges;
 mod contract;
+mod device;
 mod entities;
 mod factors;
 mod helper_libs;

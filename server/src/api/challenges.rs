@@ -1,15 +1,23 @@
-//! `/v2/Services/{ServiceSid}/Entities/{Identity}/Challenges`: CreateChallenge, ListChallenge,
-//! FetchChallenge. (The device's answer, UpdateChallenge, belongs to the device protocol.)
+//! `/v2/Services/{ServiceSid}/Entities/{Identity}/Challenges`: CreateChallenge (backends),
+//! ListChallenge and FetchChallenge (backends and devices), UpdateChallenge (the device's signed
+//! answer, DEVICE-PROTOCOL.md §7).
+//!
+//! A pending Challenge is fetched with `Twilio-Verify-Signature-Fields`, the immutable fields the
+//! device must sign; its answer is an ES256 JWS whose payload repeats those fields (deep-equal to
+//! what the server holds) plus the new `status`. The status is written before the answer returns:
+//! the SDK re-reads the Challenge at once.
 
 use actix_web::{web, HttpResponse};
 use serde::Serialize;
 use serde_json::{Map, Value};
 
-use super::auth::AccountAuth;
+use super::auth::{AccountAuth, Caller};
 use super::entities::{EntityItemPath, EntityScope};
 use super::form::{Form, Query};
 use super::paging::{list_response, PageRequest};
 use super::{entity_of, json_or_null, service_of, AppState, State};
+use crate::crypto::device_jwt::{Jws, MAX_TOKEN_LEN};
+use crate::crypto::device_key::DeviceKey;
 use crate::domain::dates;
 use crate::domain::rules::{
     challenge_status, details_field, string_map, CHALLENGE_DEFAULT_TTL, CHALLENGE_MAX_TTL, DETAILS_FIELDS_MAX,
@@ -18,6 +26,7 @@ use crate::domain::rules::{
 use crate::domain::sid::SidKind;
 use crate::error::{ApiError, ApiResult};
 use crate::store::challenges::{ChallengeFilter, ChallengeRow};
+use crate::store::factors::FactorRow;
 
 #[derive(Serialize)]
 pub struct ChallengeBody {
@@ -153,11 +162,26 @@ pub async fn create_challenge(
     Ok(HttpResponse::Created().json(render(&state, &challenge, now)))
 }
 
-pub async fn fetch_challenge(
-    auth: AccountAuth,
-    state: State,
-    path: web::Path<EntityItemPath>,
-) -> ApiResult<HttpResponse> {
+/// The fields a device signs: immutable ones only, never `status` or `date_updated`
+/// (REST-API.md §7.1, decision 8). Sent without spaces, on one header line.
+pub const SIGNATURE_FIELDS: [&str; 11] = [
+    "sid",
+    "account_sid",
+    "service_sid",
+    "entity_sid",
+    "identity",
+    "factor_sid",
+    "date_created",
+    "expiration_date",
+    "details",
+    "hidden_details",
+    "factor_type",
+];
+const SIGNATURE_FIELDS_HEADER: &str = "Twilio-Verify-Signature-Fields";
+
+/// The Challenge a backend, or the device of its Factor, names in the path.
+async fn challenge_for(state: &AppState, caller: &Caller, path: &EntityItemPath) -> ApiResult<ChallengeRow> {
+    let account_sid = caller.signed_scope(&path.service_sid, &path.identity)?;
     let not_found = || {
         ApiError::NotFound(format!(
             "/v2/Services/{}/Entities/{}/Challenges/{}",
@@ -169,25 +193,132 @@ pub async fn fetch_challenge(
     }
     let challenge = state
         .store
-        .challenge(&auth.account_sid, &path.service_sid, &path.identity, &path.sid)
+        .challenge(account_sid, &path.service_sid, &path.identity, &path.sid)
         .await?
         .ok_or_else(not_found)?;
-    Ok(HttpResponse::Ok().json(render(&state, &challenge, state.clock.now())))
+    if caller.device_factor().is_some_and(|own| own.sid != challenge.factor_sid) {
+        return Err(ApiError::Unauthenticated);
+    }
+    Ok(challenge)
 }
 
+/// A Challenge response; pending ones carry the fields the device must sign.
+fn challenge_response(state: &AppState, challenge: &ChallengeRow, now: i64) -> HttpResponse {
+    let body = render(state, challenge, now);
+    let mut response = HttpResponse::Ok();
+    if body.status == "pending" {
+        response.insert_header((SIGNATURE_FIELDS_HEADER, SIGNATURE_FIELDS.join(",")));
+    }
+    response.json(body)
+}
+
+pub async fn fetch_challenge(caller: Caller, state: State, path: web::Path<EntityItemPath>) -> ApiResult<HttpResponse> {
+    let challenge = challenge_for(&state, &caller, &path).await?;
+    Ok(challenge_response(&state, &challenge, state.clock.now()))
+}
+
+/// The device's answer (or a backend relaying one): verifies the `AuthPayload` JWS with the
+/// Factor's key over the received bytes, compares every signed field with the stored Challenge,
+/// and records `approved` or `denied`.
+pub async fn update_challenge(
+    caller: Caller,
+    state: State,
+    path: web::Path<EntityItemPath>,
+    Form(p): Form,
+) -> ApiResult<HttpResponse> {
+    let challenge = challenge_for(&state, &caller, &path).await?;
+    let payload = p.required("AuthPayload")?;
+    if payload.chars().count() > MAX_TOKEN_LEN {
+        return Err(ApiError::invalid("AuthPayload", format!("must be at most {MAX_TOKEN_LEN} characters long")));
+    }
+    let metadata = match p.get("Metadata") {
+        None => None,
+        Some(text) => Some(
+            serde_json::Value::Object(string_map(text, JSON_TEXT_MAX).map_err(|r| ApiError::invalid("Metadata", r))?)
+                .to_string(),
+        ),
+    };
+    let factor = match caller.device_factor() {
+        Some(own) => own.clone(),
+        None => owning_factor(&state, &challenge).await?,
+    };
+    if factor.status != "verified" {
+        return Err(ApiError::FactorUnverified);
+    }
+    let now = state.clock.now();
+    check_answerable(&challenge, now)?;
+    let status = verified_answer(&state, &challenge, &factor, payload, now)?;
+    if !state.store.respond_challenge(challenge.id, status, metadata.as_deref(), now).await? {
+        // Answered or expired between the read and the write.
+        let current = challenge_for(&state, &caller, &path).await?;
+        check_answerable(&current, now)?;
+        return Err(ApiError::ChallengeResponded);
+    }
+    let updated = challenge_for(&state, &caller, &path).await?;
+    Ok(challenge_response(&state, &updated, now))
+}
+
+async fn owning_factor(state: &AppState, challenge: &ChallengeRow) -> ApiResult<FactorRow> {
+    state
+        .store
+        .factor(&challenge.account_sid, &challenge.service_sid, &challenge.identity, &challenge.factor_sid)
+        .await?
+        .ok_or_else(|| ApiError::Internal(anyhow::anyhow!("challenge {} has no factor", challenge.sid)))
+}
+
+fn check_answerable(challenge: &ChallengeRow, now: i64) -> ApiResult<()> {
+    match challenge_status(&challenge.status, challenge.expiration_date, now) {
+        "pending" => Ok(()),
+        "expired" => Err(ApiError::ChallengeExpired),
+        _ => Err(ApiError::ChallengeResponded),
+    }
+}
+
+/// The status a valid answer asks for, or 60324.
+fn verified_answer(
+    state: &AppState,
+    challenge: &ChallengeRow,
+    factor: &FactorRow,
+    payload: &str,
+    now: i64,
+) -> ApiResult<&'static str> {
+    let jws = Jws::parse(payload).map_err(|_| ApiError::ChallengeVerificationFailed)?;
+    let key = DeviceKey::from_spki_base64(&factor.binding_public_key)
+        .ok_or_else(|| ApiError::Internal(anyhow::anyhow!("stored key of {} does not parse", factor.sid)))?;
+    jws.verify(&key).map_err(|_| ApiError::ChallengeVerificationFailed)?;
+    let status = match jws.payload.get("status").and_then(serde_json::Value::as_str) {
+        Some("approved") => "approved",
+        Some("denied") => "denied",
+        _ => return Err(ApiError::ChallengeVerificationFailed),
+    };
+    let stored = serde_json::to_value(render(state, challenge, now)).map_err(anyhow::Error::from)?;
+    for field in SIGNATURE_FIELDS {
+        if jws.payload.get(field) != stored.get(field) {
+            return Err(ApiError::ChallengeVerificationFailed);
+        }
+    }
+    Ok(status)
+}
+
+/// Lists Challenges; a device sees only its own Factor's (the SDKs always send `FactorSid`).
 pub async fn list_challenge(
-    auth: AccountAuth,
+    caller: Caller,
     state: State,
     path: web::Path<EntityScope>,
     Query(q): Query,
 ) -> ApiResult<HttpResponse> {
-    let service = service_of(&state, &auth.account_sid, &path.service_sid).await?;
+    let account_sid = caller.signed_scope(&path.service_sid, &path.identity)?;
+    let service = service_of(&state, account_sid, &path.service_sid).await?;
     let entity = entity_of(&state, &service, &path.identity).await?;
     let mut filters = Vec::new();
     let mut filter = ChallengeFilter::default();
-    if let Some(factor_sid) = q.get("FactorSid") {
+    let own = caller.device_factor().map(|f| f.sid.as_str());
+    if let Some(factor_sid) = q.get("FactorSid").or(own) {
         if !SidKind::Factor.matches(factor_sid) {
             return Err(ApiError::invalid("FactorSid", "must be a YF… SID"));
+        }
+        if own.is_some_and(|own| own != factor_sid) {
+            return Err(ApiError::Unauthenticated);
         }
         filter.factor_sid = Some(factor_sid.to_owned());
         filters.push(("FactorSid", factor_sid.to_owned()));

@@ -9,7 +9,7 @@ use actix_web::{web, HttpResponse};
 use serde::Serialize;
 use serde_json::{json, Map, Value};
 
-use super::auth::AccountAuth;
+use super::auth::{AccountAuth, Caller};
 use super::entities::{identity_param, EntityItemPath, EntityScope};
 use super::form::{Form, Params, Query};
 use super::paging::{list_response, PageRequest};
@@ -177,13 +177,19 @@ pub async fn create_push_factor(
     }
 }
 
+/// A backend (account credentials) or an enrolling device (`token:<access token>`) creates a
+/// push Factor; the access token must be for this Service and identity, unexpired.
 pub async fn create_new_factor(
-    auth: AccountAuth,
+    caller: Caller,
     state: State,
     path: web::Path<EntityScope>,
     Form(p): Form,
 ) -> ApiResult<HttpResponse> {
-    let service = service_of(&state, &auth.account_sid, &path.service_sid).await?;
+    if caller.device_factor().is_some() {
+        return Err(ApiError::Unauthenticated);
+    }
+    let account_sid = caller.scope(&path.service_sid, &path.identity)?;
+    let service = service_of(&state, account_sid, &path.service_sid).await?;
     let factor = create_push_factor(&state, &service, &path.identity, &p).await?;
     let binding = json!({"alg": factor.binding_alg, "public_key": factor.binding_public_key});
     Ok(HttpResponse::Created().json(NewFactorBody { factor: render(&state, &factor), binding, options: Value::Null }))
@@ -199,8 +205,18 @@ async fn factor_of(state: &AppState, account_sid: &str, path: &EntityItemPath) -
     state.store.factor(account_sid, &path.service_sid, &path.identity, &path.sid).await?.ok_or_else(not_found)
 }
 
-pub async fn fetch_factor(auth: AccountAuth, state: State, path: web::Path<EntityItemPath>) -> ApiResult<HttpResponse> {
-    let factor = factor_of(&state, &auth.account_sid, &path).await?;
+/// The Factor a backend or its own device names in the path.
+async fn factor_for(state: &AppState, caller: &Caller, path: &EntityItemPath) -> ApiResult<FactorRow> {
+    let account_sid = caller.signed_scope(&path.service_sid, &path.identity)?;
+    match caller.device_factor() {
+        Some(own) if own.sid == path.sid => Ok(own.clone()),
+        Some(_) => Err(ApiError::Unauthenticated),
+        None => factor_of(state, account_sid, path).await,
+    }
+}
+
+pub async fn fetch_factor(caller: Caller, state: State, path: web::Path<EntityItemPath>) -> ApiResult<HttpResponse> {
+    let factor = factor_for(&state, &caller, &path).await?;
     Ok(HttpResponse::Ok().json(render(&state, &factor)))
 }
 
@@ -239,23 +255,19 @@ pub fn apply_factor_update(factor: &mut FactorRow, p: &Params, now: i64) -> ApiR
 }
 
 pub async fn update_factor(
-    auth: AccountAuth,
+    caller: Caller,
     state: State,
     path: web::Path<EntityItemPath>,
     Form(p): Form,
 ) -> ApiResult<HttpResponse> {
-    let mut factor = factor_of(&state, &auth.account_sid, &path).await?;
+    let mut factor = factor_for(&state, &caller, &path).await?;
     apply_factor_update(&mut factor, &p, state.clock.now())?;
     state.store.update_factor(&factor).await?;
     Ok(HttpResponse::Ok().json(render(&state, &factor)))
 }
 
-pub async fn delete_factor(
-    auth: AccountAuth,
-    state: State,
-    path: web::Path<EntityItemPath>,
-) -> ApiResult<HttpResponse> {
-    let factor = factor_of(&state, &auth.account_sid, &path).await?;
+pub async fn delete_factor(caller: Caller, state: State, path: web::Path<EntityItemPath>) -> ApiResult<HttpResponse> {
+    let factor = factor_for(&state, &caller, &path).await?;
     state.store.delete_factor(factor.id).await?;
     Ok(HttpResponse::NoContent().finish())
 }

@@ -36,6 +36,8 @@ pub struct AppState {
     pub accounts: Accounts,
     pub token_key: TokenKey,
     pub urls: Urls,
+    /// Seconds of clock difference tolerated in device JWTs.
+    pub device_clock_skew: i64,
 }
 
 pub type State = web::Data<AppState>;
@@ -90,6 +92,7 @@ routes! {
     },
     "/v2/Services/{ServiceSid}/Entities/{Identity}/Challenges/{Sid}" => {
         GET => challenges::fetch_challenge,
+        POST => challenges::update_challenge,
     },
     "/v2/Services/{ServiceSid}/AccessTokens" => { POST => access_tokens::create_access_token },
     "/v2/Services/{ServiceSid}/AccessTokens/{Sid}" => { GET => access_tokens::fetch_access_token },

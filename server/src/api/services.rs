@@ -3,7 +3,7 @@
 use actix_web::{web, HttpResponse};
 use serde::{Deserialize, Serialize};
 
-use super::auth::AccountAuth;
+use super::auth::{AccountAuth, Caller};
 use super::form::{Form, Params, Query};
 use super::paging::{list_response, PageRequest};
 use super::{service_of, State};
@@ -280,8 +280,13 @@ pub async fn create_service(auth: AccountAuth, state: State, Form(p): Form) -> A
     Ok(HttpResponse::Created().json(render(&state, &service)))
 }
 
-pub async fn fetch_service(auth: AccountAuth, state: State, path: web::Path<ServicePath>) -> ApiResult<HttpResponse> {
-    let service = service_of(&state, &auth.account_sid, &path.sid).await?;
+pub async fn fetch_service(caller: Caller, state: State, path: web::Path<ServicePath>) -> ApiResult<HttpResponse> {
+    let account_sid = match &caller {
+        Caller::Account { account_sid } => account_sid,
+        Caller::Device(factor) if factor.service_sid == path.sid => &factor.account_sid,
+        _ => return Err(ApiError::Unauthenticated),
+    };
+    let service = service_of(&state, account_sid, &path.sid).await?;
     Ok(HttpResponse::Ok().json(render(&state, &service)))
 }
 

@@ -2,6 +2,7 @@
 //! Everything here is pure functions over bytes; nothing logs secrets.
 
 pub mod access_token;
+pub mod device_jwt;
 pub mod device_key;
 
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};

@@ -122,6 +122,30 @@ impl Store {
         self.fetch_page(sql, window).await
     }
 
+    /// Records a device's answer, only if the Challenge is still pending and unexpired at `now`.
+    /// False when it was not (answered or expired meanwhile).
+    pub async fn respond_challenge(
+        &self,
+        id: i64,
+        status: &str,
+        metadata: Option<&str>,
+        now: i64,
+    ) -> Result<bool, sqlx::Error> {
+        on_pool!(self, write, |pool| {
+            sqlx::query(
+                "UPDATE challenges SET status = $2, metadata = COALESCE($3, metadata), date_responded = $4, \
+                 date_updated = $4 WHERE id = $1 AND status = 'pending' AND expiration_date > $4",
+            )
+            .bind(id)
+            .bind(status)
+            .bind(metadata)
+            .bind(now)
+            .execute(pool)
+            .await
+            .map(|r| r.rows_affected() == 1)
+        })
+    }
+
     /// Marks up to `batch` pending Challenges whose expiration has passed as expired.
     pub async fn expire_challenges(&self, now: i64, batch: i64) -> Result<u64, sqlx::Error> {
         on_pool!(self, write, |pool| {

@@ -144,6 +144,14 @@ impl Store {
         })
     }
 
+    /// The Factor whose `config.credential_sid` is `credential_sid` (a device JWT's `kid`).
+    pub async fn factor_by_credential(&self, credential_sid: &str) -> Result<Option<FactorRow>, sqlx::Error> {
+        let sql = format!("SELECT {COLUMNS} FROM factors WHERE credential_sid = $1");
+        on_pool!(self, read, |pool| {
+            sqlx::query_as::<_, FactorRow>(&sql).bind(credential_sid).fetch_optional(pool).await
+        })
+    }
+
     /// Writes the mutable fields of a Factor (name, status, config, metadata, date_updated).
     pub async fn update_factor(&self, f: &FactorRow) -> Result<(), sqlx::Error> {
         on_pool!(self, write, |pool| {
