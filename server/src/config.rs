@@ -5,6 +5,8 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 
+use crate::tls::TlsSource;
+
 pub const DEFAULT_DATABASE_URL: &str = "sqlite://data/verify-push.db";
 pub const DEFAULT_BIND: &str = "127.0.0.1:8080";
 
@@ -89,12 +91,36 @@ pub struct ServeArgs {
     /// with 401 (the SDKs then re-sync from the `Date` header and retry once).
     #[arg(long, env = "VERIFY_PUSH_DEVICE_CLOCK_SKEW", default_value_t = 60)]
     pub device_clock_skew: i64,
+    /// Serve HTTPS with this PEM certificate chain (with --tls-key).
+    #[arg(long, env = "VERIFY_PUSH_TLS_CERT", requires = "tls_key", conflicts_with = "tls_self_signed")]
+    pub tls_cert: Option<PathBuf>,
+    /// The PEM private key of --tls-cert.
+    #[arg(long, env = "VERIFY_PUSH_TLS_KEY", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+    /// Serve HTTPS with a local CA and server certificate kept in this folder (created on first
+    /// start, reused after). Devices trust DIR/ca.pem.
+    #[arg(long, env = "VERIFY_PUSH_TLS_SELF_SIGNED")]
+    pub tls_self_signed: Option<PathBuf>,
+    /// Host names and addresses the self-signed certificate covers (comma-separated).
+    #[arg(long, env = "VERIFY_PUSH_TLS_HOSTNAMES", default_value = crate::tls::DEFAULT_HOSTNAMES, value_delimiter = ',')]
+    pub tls_hostnames: Vec<String>,
     /// HTTP worker threads (default: one per core).
     #[arg(long, env = "VERIFY_PUSH_WORKERS")]
     pub workers: Option<usize>,
 }
 
 impl ServeArgs {
+    /// The HTTPS configuration, if any.
+    pub fn tls(&self) -> Option<TlsSource> {
+        match (&self.tls_cert, &self.tls_key, &self.tls_self_signed) {
+            (Some(cert), Some(key), _) => Some(TlsSource::Files { cert: cert.clone(), key: key.clone() }),
+            (_, _, Some(dir)) => {
+                Some(TlsSource::SelfSigned { dir: dir.clone(), hostnames: self.tls_hostnames.clone() })
+            }
+            _ => None,
+        }
+    }
+
     /// The settings of `serve` with every default, for tests and embedding.
     pub fn defaults() -> ServeArgs {
         ServeArgs {
@@ -110,6 +136,10 @@ impl ServeArgs {
             sweep_interval: 10,
             unverified_factor_ttl: 86_400,
             device_clock_skew: 60,
+            tls_cert: None,
+            tls_key: None,
+            tls_self_signed: None,
+            tls_hostnames: crate::tls::DEFAULT_HOSTNAMES.split(',').map(str::to_owned).collect(),
             workers: None,
         }
     }

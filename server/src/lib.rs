@@ -13,4 +13,5 @@ pub mod error;
 pub mod startup;
 pub mod store;
 pub mod telemetry;
+pub mod tls;
 pub mod workers;

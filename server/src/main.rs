@@ -38,6 +38,9 @@ async fn main() -> ExitCode {
 
 async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let app = Application::build(args, Arc::new(SystemClock)).await?;
+    if let Some(info) = app.self_signed.as_ref().filter(|i| i.created_ca) {
+        println!("{}", verify_push_server::tls::install_instructions(&info.ca_pem));
+    }
     if let Some(account) = &app.generated_account {
         print_generated_account(&account.account_sid, &account.auth_token, app.public_url());
     }

@@ -29,6 +29,8 @@ pub struct Application {
     sweeper: tokio::task::JoinHandle<()>,
     /// The account generated on first start, if this start made one.
     pub generated_account: Option<GeneratedAccount>,
+    /// The local CA of `--tls-self-signed`, if used.
+    pub self_signed: Option<crate::tls::SelfSignedInfo>,
 }
 
 const ACCESS_TOKEN_KEY_NAME: &str = "access_token_key";
@@ -39,9 +41,11 @@ impl Application {
         let generated_account = accounts::bootstrap(&store, &args, clock.now()).await?;
         let token_key = token_key(&store, args.access_token_key.as_deref()).await?;
 
+        let tls = args.tls().map(|source| crate::tls::server_config(&source)).transpose()?;
         let listener = TcpListener::bind(&args.bind).with_context(|| format!("cannot listen on {}", args.bind))?;
         let address = listener.local_addr()?;
-        let public_url = args.public_url.clone().unwrap_or_else(|| format!("http://{address}"));
+        let scheme = if tls.is_some() { "https" } else { "http" };
+        let public_url = args.public_url.clone().unwrap_or_else(|| format!("{scheme}://{address}"));
         let state = web::Data::new(AppState {
             store: store.clone(),
             clock: clock.clone(),
@@ -71,9 +75,11 @@ impl Application {
                 .configure(api::configure)
                 .default_service(web::to(api::not_found))
         })
-        .workers(args.workers.unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get())))
-        .listen(listener)?
-        .run();
+        .workers(args.workers.unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get())));
+        let (server, self_signed) = match tls {
+            Some((config, info)) => (server.listen_rustls_0_23(listener, config)?.run(), info),
+            None => (server.listen(listener)?.run(), None),
+        };
 
         let sweeper = tokio::spawn(sweeper::run(
             store,
@@ -82,7 +88,7 @@ impl Application {
             args.unverified_factor_ttl,
         ));
         tracing::info!(%address, %public_url, database = state.store.backend().name(), "verify-push-server listening");
-        Ok(Application { port: address.port(), server, state, sweeper, generated_account })
+        Ok(Application { port: address.port(), server, state, sweeper, generated_account, self_signed })
     }
 
     pub fn port(&self) -> u16 {
