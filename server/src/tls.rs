@@ -123,6 +123,7 @@ pub fn ensure_self_signed(dir: &Path, hostnames: &[String]) -> anyhow::Result<Se
         fs::write(&names_file, &wanted)?;
         fs::write(dir.join("server.expires"), expires.unix_timestamp().to_string())?;
     }
+    let ca_pem = fs::canonicalize(&ca_pem).unwrap_or(ca_pem);
     Ok(SelfSignedInfo { ca_pem, created_ca })
 }
 
