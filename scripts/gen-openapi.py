@@ -39,6 +39,8 @@ SOURCE = REPO_ROOT / "reference" / "twilio-oai" / "twilio_verify_v2.json"
 OUTPUT = REPO_ROOT / "openapi.yaml"
 
 SOURCE_REL = "reference/twilio-oai/twilio_verify_v2.json"
+NOTIFY_SOURCE = REPO_ROOT / "reference" / "twilio-oai" / "twilio_notify_v1.json"
+NOTIFY_SOURCE_REL = "reference/twilio-oai/twilio_notify_v1.json"
 SCRIPT_REL = "scripts/gen-openapi.py"
 
 # Twilio path -> methods to copy, in output order.
@@ -55,8 +57,28 @@ TWILIO_OPERATIONS: list[tuple[str, list[str]]] = [
     ("/v2/Services/{ServiceSid}/AccessTokens/{Sid}", ["get"]),
     ("/v2/Services/{ServiceSid}/Webhooks", ["get", "post"]),
     ("/v2/Services/{ServiceSid}/Webhooks/{Sid}", ["get", "post", "delete"]),
+    ("/v2/Services/{ServiceSid}/Entities/{Identity}/Challenges/{ChallengeSid}/Notifications", ["post"]),
     ("/v2/Forms/{FormType}", ["get"]),
 ]
+
+# Notify v1 Credentials (APN/FCM), which Verify Services reference as Push.*CredentialSid.
+NOTIFY_OPERATIONS: list[tuple[str, list[str]]] = [
+    ("/v1/Credentials", ["get", "post"]),
+    ("/v1/Credentials/{Sid}", ["get", "post", "delete"]),
+]
+
+# Emulator extensions to Notify's CreateCredential/UpdateCredential form: APNs token auth.
+CREDENTIAL_EXTENSIONS = {
+    "KeyId": {
+        "type": "string",
+        "description": "Emulator extension (not in Twilio): the APNs key id of a token-auth `.p8` key given as "
+        "`PrivateKey` without a `Certificate`. 10 characters.",
+    },
+    "TeamId": {
+        "type": "string",
+        "description": "Emulator extension (not in Twilio): the Apple team id for APNs token auth. 10 characters.",
+    },
+}
 
 HTTP_METHODS = ("get", "put", "post", "delete", "options", "head", "patch", "trace")
 
@@ -98,12 +120,12 @@ class GenerationError(Exception):
     pass
 
 
-def load_source() -> dict[str, Any]:
+def load_source(path: Path = SOURCE, rel: str = SOURCE_REL) -> dict[str, Any]:
     try:
-        with SOURCE.open(encoding="utf-8") as f:
+        with path.open(encoding="utf-8") as f:
             return json.load(f)
     except OSError as e:
-        raise GenerationError(f"cannot read {SOURCE_REL}: {e}") from e
+        raise GenerationError(f"cannot read {rel}: {e}") from e
 
 
 def iter_refs(node: Any):
@@ -164,12 +186,14 @@ def error_response() -> dict[str, Any]:
     }
 
 
-def copy_twilio_paths(source: dict[str, Any]) -> dict[str, Any]:
+def copy_twilio_paths(
+    source: dict[str, Any], operations: list[tuple[str, list[str]]] = TWILIO_OPERATIONS, source_rel: str = SOURCE_REL
+) -> dict[str, Any]:
     src_paths = source.get("paths", {})
     out: dict[str, Any] = {}
-    for path, methods in TWILIO_OPERATIONS:
+    for path, methods in operations:
         if path not in src_paths:
-            raise GenerationError(f"path missing from {SOURCE_REL}: {path}")
+            raise GenerationError(f"path missing from {source_rel}: {path}")
         src_item = src_paths[path]
         item: dict[str, Any] = {}
         for key in KEPT_PATH_KEYS:
@@ -178,7 +202,7 @@ def copy_twilio_paths(source: dict[str, Any]) -> dict[str, Any]:
                 item[key] = copy.deepcopy(value)
         for method in methods:
             if method not in src_item:
-                raise GenerationError(f"operation missing from {SOURCE_REL}: {method.upper()} {path}")
+                raise GenerationError(f"operation missing from {source_rel}: {method.upper()} {path}")
             operation = copy.deepcopy(src_item[method])
             responses = operation.setdefault("responses", {})
             if "default" not in responses:
@@ -195,7 +219,45 @@ def emulator_paths() -> dict[str, Any]:
             "content": {"application/json": {"schema": {"$ref": f"#/components/schemas/{HEALTH_SCHEMA}"}}},
         }
 
+    pushes_params = [
+        {"name": name, "in": "query", "required": False, "schema": {"type": "string"}, "description": text}
+        for name, text in [
+            ("ServiceSid", "Only pushes of this Service."),
+            ("FactorSid", "Only pushes to this Factor."),
+            ("ChallengeSid", "Only pushes announcing this Challenge."),
+            ("Platform", "`apn` or `fcm`."),
+            ("Status", "`queued`, `sending`, `retrying`, `sent`, `failed` or `recorded`."),
+            ("PageSize", "1 to 1000, default 50."),
+            ("PageToken", "From `meta.next_page_url` / `previous_page_url`."),
+        ]
+    ]
     return {
+        "/_emulator/pushes": {
+            "get": {
+                "tags": [EMULATOR_TAG],
+                "summary": "Every push the emulator sent or recorded.",
+                "description": (
+                    "Pushes of the account: with a credential on the Service they are sent (mode `send`), "
+                    "otherwise only recorded (mode `record`). Each shows its exact payload, target, APNs headers, "
+                    "attempts and outcome."
+                ),
+                "operationId": "ListEmulatorPush",
+                "parameters": pushes_params,
+                "responses": {
+                    "200": {
+                        "description": "A page of pushes.",
+                        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/emulator.push_list"}}},
+                    },
+                    "default": error_response(),
+                },
+            },
+            "delete": {
+                "tags": [EMULATOR_TAG],
+                "summary": "Forget every push of the account.",
+                "operationId": "DeleteEmulatorPush",
+                "responses": {"204": {"description": "Cleared."}, "default": error_response()},
+            },
+        },
         "/healthz": {
             "get": {
                 "tags": [EMULATOR_TAG],
@@ -216,7 +278,52 @@ def emulator_paths() -> dict[str, Any]:
 
 
 def emulator_schemas() -> dict[str, Any]:
+    attempt = {
+        "type": "object",
+        "properties": {
+            "attempt": {"type": "integer"},
+            "at": {"type": "string", "format": "date-time"},
+            "http_status": {"type": "integer", "nullable": True},
+            "outcome": {"type": "string", "enum": ["sent", "retry", "failed"]},
+            "error": {"type": "string", "nullable": True},
+            "latency_ms": {"type": "integer"},
+        },
+    }
+    push = {
+        "type": "object",
+        "description": "One push notification and its delivery.",
+        "properties": {
+            "id": {"type": "integer"},
+            "account_sid": {"type": "string"},
+            "service_sid": {"type": "string"},
+            "factor_sid": {"type": "string"},
+            "challenge_sid": {"type": "string"},
+            "notification_sid": {"type": "string", "nullable": True},
+            "platform": {"type": "string", "enum": ["apn", "fcm"]},
+            "mode": {"type": "string", "enum": ["send", "record"]},
+            "credential_sid": {"type": "string", "nullable": True},
+            "target": {"type": "string", "description": "The device's push token."},
+            "headers": {"type": "object", "description": "APNs request headers (empty for FCM)."},
+            "payload": {"type": "string", "description": "The request body, byte for byte."},
+            "status": {"type": "string", "enum": ["queued", "sending", "retrying", "sent", "failed", "recorded"]},
+            "attempts": {"type": "array", "items": attempt},
+            "max_attempts": {"type": "integer"},
+            "next_attempt_at": {"type": "string", "format": "date-time", "nullable": True},
+            "expires_at": {"type": "string", "format": "date-time"},
+            "last_error": {"type": "string", "nullable": True},
+            "date_created": {"type": "string", "format": "date-time"},
+            "date_updated": {"type": "string", "format": "date-time"},
+        },
+    }
     return {
+        "emulator.push": push,
+        "emulator.push_list": {
+            "type": "object",
+            "properties": {
+                "pushes": {"type": "array", "items": {"$ref": "#/components/schemas/emulator.push"}},
+                "meta": {"type": "object"},
+            },
+        },
         ERROR_SCHEMA: {
             "type": "object",
             "description": (
@@ -275,7 +382,17 @@ def emulator_schemas() -> dict[str, Any]:
     }
 
 
+def extend_credential_forms(paths: dict[str, Any]) -> None:
+    """Documents the emulator's APNs token-auth parameters on Notify's credential forms."""
+    for path, method in (("/v1/Credentials", "post"), ("/v1/Credentials/{Sid}", "post")):
+        body = paths[path][method]["requestBody"]["content"]["application/x-www-form-urlencoded"]["schema"]
+        body.setdefault("properties", {}).update(copy.deepcopy(CREDENTIAL_EXTENSIONS))
+
+
 def build_document(source: dict[str, Any]) -> dict[str, Any]:
+    notify = load_source(NOTIFY_SOURCE, NOTIFY_SOURCE_REL)
+    notify_paths = copy_twilio_paths(notify, NOTIFY_OPERATIONS, NOTIFY_SOURCE_REL)
+    extend_credential_forms(notify_paths)
     twilio_paths = copy_twilio_paths(source)
 
     schemes = source.get("components", {}).get("securitySchemes", {})
@@ -292,6 +409,11 @@ def build_document(source: dict[str, Any]) -> dict[str, Any]:
     # emulator-only additions only reference emulator.* schemas, added below.
     copied = collect_components(source, list(twilio_paths.values()), set(local))
     schemas = copied.pop("schemas", {})
+    notify_copied = collect_components(notify, list(notify_paths.values()), set(local))
+    for name, schema in notify_copied.pop("schemas", {}).items():
+        if name in schemas and schemas[name] != schema:
+            raise GenerationError(f"schema {name} differs between the Verify and Notify specs")
+        schemas[name] = schema
     schemas.update(local)
 
     components: dict[str, Any] = {
@@ -306,17 +428,18 @@ def build_document(source: dict[str, Any]) -> dict[str, Any]:
     # Tags: Twilio's tags that the copied operations use (in Twilio's order), then ours.
     used_tags = {
         tag
-        for item in twilio_paths.values()
+        for item in list(twilio_paths.values()) + list(notify_paths.values())
         for key, op in item.items()
         if key in HTTP_METHODS
         for tag in op.get("tags", [])
     }
-    tags = [copy.deepcopy(t) for t in source.get("tags", []) if t.get("name") in used_tags]
+    tags = [copy.deepcopy(t) for t in source.get("tags", []) + notify.get("tags", []) if t.get("name") in used_tags]
     known = {t["name"] for t in tags}
     tags += [{"name": name} for name in sorted(used_tags - known)]
     tags.append({"name": EMULATOR_TAG, "description": "Routes that exist only in the emulator, not in Twilio."})
 
     paths = dict(twilio_paths)
+    paths.update(notify_paths)
     paths.update(emulator_paths())
 
     doc = {

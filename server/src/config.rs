@@ -104,12 +104,56 @@ pub struct ServeArgs {
     /// Host names and addresses the self-signed certificate covers (comma-separated).
     #[arg(long, env = "VERIFY_PUSH_TLS_HOSTNAMES", default_value = crate::tls::DEFAULT_HOSTNAMES, value_delimiter = ',')]
     pub tls_hostnames: Vec<String>,
+    /// Key that encrypts push credentials at rest: 32 bytes, base64. When unset, one is
+    /// generated on first start and kept in the database.
+    #[arg(long, env = "VERIFY_PUSH_CREDENTIALS_KEY", hide_env_values = true)]
+    pub credentials_key: Option<String>,
+    /// APNs production endpoint (point it at a local fake in tests and labs).
+    #[arg(long, env = "VERIFY_PUSH_APNS_URL", default_value = "https://api.push.apple.com")]
+    pub apns_url: String,
+    /// APNs sandbox endpoint, for credentials with Sandbox=true.
+    #[arg(long, env = "VERIFY_PUSH_APNS_SANDBOX_URL", default_value = "https://api.sandbox.push.apple.com")]
+    pub apns_sandbox_url: String,
+    /// FCM HTTP v1 endpoint.
+    #[arg(long, env = "VERIFY_PUSH_FCM_URL", default_value = "https://fcm.googleapis.com")]
+    pub fcm_url: String,
+    /// A PEM CA to trust, besides the public roots, when sending pushes and fetching FCM tokens.
+    #[arg(long, env = "VERIFY_PUSH_PUSH_CA_CERT")]
+    pub push_ca_cert: Option<PathBuf>,
+    /// Attempts per push before it is marked failed.
+    #[arg(long, env = "VERIFY_PUSH_PUSH_MAX_ATTEMPTS", default_value_t = 8)]
+    pub push_max_attempts: i64,
+    /// Seconds one push attempt may take.
+    #[arg(long, env = "VERIFY_PUSH_PUSH_TIMEOUT", default_value_t = 10)]
+    pub push_timeout: u64,
+    /// Milliseconds between outbox polls (new pushes also wake the worker at once).
+    #[arg(long, env = "VERIFY_PUSH_PUSH_POLL_MS", default_value_t = 1000)]
+    pub push_poll_ms: u64,
     /// HTTP worker threads (default: one per core).
     #[arg(long, env = "VERIFY_PUSH_WORKERS")]
     pub workers: Option<usize>,
 }
 
 impl ServeArgs {
+    /// The push delivery settings.
+    pub fn push(&self) -> anyhow::Result<crate::push::PushSettings> {
+        let extra_ca_pem = match &self.push_ca_cert {
+            Some(path) => {
+                Some(std::fs::read(path).map_err(|e| anyhow::anyhow!("cannot read {}: {e}", path.display()))?)
+            }
+            None => None,
+        };
+        Ok(crate::push::PushSettings {
+            apns_url: self.apns_url.clone(),
+            apns_sandbox_url: self.apns_sandbox_url.clone(),
+            fcm_url: self.fcm_url.clone(),
+            extra_ca_pem,
+            max_attempts: self.push_max_attempts.max(1),
+            timeout: std::time::Duration::from_secs(self.push_timeout.max(1)),
+            poll_interval: std::time::Duration::from_millis(self.push_poll_ms.max(10)),
+        })
+    }
+
     /// The HTTPS configuration, if any.
     pub fn tls(&self) -> Option<TlsSource> {
         match (&self.tls_cert, &self.tls_key, &self.tls_self_signed) {
@@ -140,6 +184,14 @@ impl ServeArgs {
             tls_key: None,
             tls_self_signed: None,
             tls_hostnames: crate::tls::DEFAULT_HOSTNAMES.split(',').map(str::to_owned).collect(),
+            credentials_key: None,
+            apns_url: "https://api.push.apple.com".to_owned(),
+            apns_sandbox_url: "https://api.sandbox.push.apple.com".to_owned(),
+            fcm_url: "https://fcm.googleapis.com".to_owned(),
+            push_ca_cert: None,
+            push_max_attempts: 8,
+            push_timeout: 10,
+            push_poll_ms: 1000,
             workers: None,
         }
     }

@@ -69,6 +69,12 @@ pub enum ApiError {
     /// 403 / 60324: the AuthPayload's signature or fields do not match the Challenge.
     #[error("Challenge verification failed")]
     ChallengeVerificationFailed,
+    /// 400 / 60307: the Factor's notification platform is `none`.
+    #[error("Cannot resend push notifications to 'none' notification platform")]
+    NotificationPlatformNone,
+    /// 429 / 60309: the Challenge already has the most Notifications allowed.
+    #[error("Push notifications limit reached for a Challenge: at most {0}")]
+    NotificationLimit(i64),
     /// 400 / 60373: `PageSize` out of 1..=1000 or not a number.
     #[error("Invalid page size: PageSize must be an integer between 1 and 1000")]
     InvalidPageSize,
@@ -107,6 +113,8 @@ impl ApiError {
             ApiError::ChallengeResponded => 60322,
             ApiError::ChallengeExpired => 60323,
             ApiError::ChallengeVerificationFailed => 60324,
+            ApiError::NotificationPlatformNone => 60307,
+            ApiError::NotificationLimit(_) => 60309,
             ApiError::InvalidPageSize => 60373,
             ApiError::InvalidPageToken => 60374,
             ApiError::Internal(_) => 20500,
@@ -138,6 +146,7 @@ impl ResponseError for ApiError {
             | ApiError::ChallengeResponded
             | ApiError::ChallengeExpired
             | ApiError::ChallengeVerificationFailed => StatusCode::FORBIDDEN,
+            ApiError::NotificationLimit(_) => StatusCode::TOO_MANY_REQUESTS,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             _ => StatusCode::BAD_REQUEST,

@@ -3,6 +3,7 @@
 //! tests run real servers side by side.
 
 use std::net::TcpListener;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use actix_web::dev::{Server, Service as _};
@@ -17,7 +18,9 @@ use crate::api::{self, AppState, Urls};
 use crate::clock::SharedClock;
 use crate::config::ServeArgs;
 use crate::crypto::access_token::TokenKey;
+use crate::crypto::secretbox::SecretBox;
 use crate::error::ApiError;
+use crate::push;
 use crate::store::Store;
 use crate::workers::sweeper;
 
@@ -27,6 +30,7 @@ pub struct Application {
     server: Server,
     state: web::Data<AppState>,
     sweeper: tokio::task::JoinHandle<()>,
+    pusher: tokio::task::JoinHandle<()>,
     /// The account generated on first start, if this start made one.
     pub generated_account: Option<GeneratedAccount>,
     /// The local CA of `--tls-self-signed`, if used.
@@ -34,12 +38,18 @@ pub struct Application {
 }
 
 const ACCESS_TOKEN_KEY_NAME: &str = "access_token_key";
+const CREDENTIALS_KEY_NAME: &str = "credentials_key";
 
 impl Application {
     pub async fn build(args: ServeArgs, clock: SharedClock) -> anyhow::Result<Application> {
         let store = Store::connect(&args.database.database_url, args.database.database_max_connections).await?;
         let generated_account = accounts::bootstrap(&store, &args, clock.now()).await?;
-        let token_key = token_key(&store, args.access_token_key.as_deref()).await?;
+        let token_key =
+            TokenKey::new(&stored_key(&store, ACCESS_TOKEN_KEY_NAME, args.access_token_key.as_deref()).await?);
+        let secrets =
+            Arc::new(SecretBox::new(&stored_key(&store, CREDENTIALS_KEY_NAME, args.credentials_key.as_deref()).await?));
+        let push = args.push()?;
+        let push_wake = Arc::new(tokio::sync::Notify::new());
 
         let tls = args.tls().map(|source| crate::tls::server_config(&source)).transpose()?;
         let listener = TcpListener::bind(&args.bind).with_context(|| format!("cannot listen on {}", args.bind))?;
@@ -53,6 +63,9 @@ impl Application {
             token_key,
             urls: Urls::new(&public_url),
             device_clock_skew: args.device_clock_skew.max(0),
+            secrets: secrets.clone(),
+            push: push.clone(),
+            push_wake: push_wake.clone(),
         });
 
         let app_state = state.clone();
@@ -81,6 +94,8 @@ impl Application {
             None => (server.listen(listener)?.run(), None),
         };
 
+        let sender = Arc::new(push::worker::Sender::new(push, store.clone(), secrets));
+        let pusher = tokio::spawn(push::worker::run(sender, store.clone(), clock.clone(), push_wake));
         let sweeper = tokio::spawn(sweeper::run(
             store,
             clock,
@@ -88,7 +103,7 @@ impl Application {
             args.unverified_factor_ttl,
         ));
         tracing::info!(%address, %public_url, database = state.store.backend().name(), "verify-push-server listening");
-        Ok(Application { port: address.port(), server, state, sweeper, generated_account, self_signed })
+        Ok(Application { port: address.port(), server, state, sweeper, pusher, generated_account, self_signed })
     }
 
     pub fn port(&self) -> u16 {
@@ -114,28 +129,28 @@ impl Application {
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         let result = self.server.await;
         self.sweeper.abort();
+        self.pusher.abort();
         self.state.store.close().await;
         tracing::info!("verify-push-server stopped");
         result
     }
 }
 
-/// The access-token key: from configuration, or generated once and kept in the database so that
-/// every instance on it shares the key.
-async fn token_key(store: &Store, configured: Option<&str>) -> anyhow::Result<TokenKey> {
+/// A 256-bit server key: from configuration, or generated once and kept in the database under
+/// `name`, so that every instance on it shares the key.
+async fn stored_key(store: &Store, name: &str, configured: Option<&str>) -> anyhow::Result<[u8; 32]> {
     let encoded = match configured {
         Some(value) => value.trim().to_owned(),
         None => {
             let proposed = STANDARD.encode(TokenKey::generate_secret());
-            store.server_key_or_insert(ACCESS_TOKEN_KEY_NAME, &proposed).await?
+            store.server_key_or_insert(name, &proposed).await?
         }
     };
-    let bytes: [u8; 32] = STANDARD
+    STANDARD
         .decode(&encoded)
         .ok()
         .and_then(|b| b.try_into().ok())
-        .context("VERIFY_PUSH_ACCESS_TOKEN_KEY must be 32 bytes in base64")?;
-    Ok(TokenKey::new(&bytes))
+        .with_context(|| format!("the {name} must be 32 bytes in base64"))
 }
 
 /// Asks the server listening on `bind` for `/healthz` over plain HTTP/1.1 (the `healthcheck`

@@ -32,11 +32,14 @@ async fn concrete_routes(app: &TestApp) -> Vec<(Method, String)> {
         )
         .await;
     let hook = hook.body["sid"].as_str().unwrap().to_owned();
+    let credential = crate::push::fcm_credential(app, "http://127.0.0.1:9/token").await;
     ROUTES
         .iter()
         .filter(|(_, path)| *path != "/healthz")
         .map(|(method, path)| {
-            let sid = if path.contains("/Challenges/") {
+            let sid = if path.starts_with("/v1/Credentials") {
+                &credential
+            } else if path.contains("/Challenges/") {
                 &challenge
             } else if path.contains("/Factors/") {
                 &factor
@@ -51,6 +54,7 @@ async fn concrete_routes(app: &TestApp) -> Vec<(Method, String)> {
                 .replace("{ServiceSid}", &service)
                 .replace("{Identity}", &user)
                 .replace("{FormType}", "form-push")
+                .replace("{ChallengeSid}", &challenge)
                 .replace("{Sid}", sid);
             (Method::from_bytes(method.as_bytes()).unwrap(), concrete)
         })
@@ -94,14 +98,21 @@ async fn api_keys_act_for_their_account(app: TestApp) {
 async fn accounts_never_see_each_others_resources(app: TestApp) {
     let routes = concrete_routes(&app).await;
     for (method, path) in &routes {
-        if path.starts_with("/v2/Forms") || path == "/v2/Services" {
+        // Account-wide lists answer an empty page to another account, not 404.
+        if path.starts_with("/v2/Forms")
+            || ["/v2/Services", "/v1/Credentials", "/_emulator/pushes"].contains(&path.as_str())
+        {
             continue;
         }
         let reply = app.send(method.clone(), path, Some(&app.other_account), &[("FriendlyName", "x")], &[], None).await;
         reply.assert_error(404, 20404);
     }
-    let theirs = app.send(Method::GET, "/v2/Services", Some(&app.other_account), &[], &[], None).await;
-    assert_eq!(theirs.assert_status(200)["services"], serde_json::json!([]));
+    for (list, key) in
+        [("/v2/Services", "services"), ("/v1/Credentials", "credentials"), ("/_emulator/pushes", "pushes")]
+    {
+        let theirs = app.send(Method::GET, list, Some(&app.other_account), &[], &[], None).await;
+        assert_eq!(theirs.assert_status(200)[key], serde_json::json!([]), "{list}");
+    }
     // Everything of the main account survived the other account's attempts.
     for (method, path) in routes.iter().filter(|(m, _)| m == Method::GET) {
         let _ = method;

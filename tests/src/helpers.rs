@@ -37,6 +37,25 @@ macro_rules! on_both_backends {
     };
 }
 pub(crate) use on_both_backends;
+
+/// Like `on_both_backends!`, for tests that start their own server: `fn x(backend: Backend)`.
+macro_rules! for_each_backend {
+    ($($name:ident),+ $(,)?) => {
+        $(
+            mod $name {
+                #[tokio::test]
+                async fn sqlite() {
+                    super::$name($crate::helpers::Sqlite).await;
+                }
+                #[tokio::test]
+                async fn postgres() {
+                    super::$name($crate::helpers::Postgres).await;
+                }
+            }
+        )+
+    };
+}
+pub(crate) use for_each_backend;
 pub use Backend::{Postgres, Sqlite};
 
 /// A caller's credentials.
@@ -118,8 +137,18 @@ pub async fn spawn_app(backend: Backend) -> TestApp {
     spawn_app_on(backend, &database_url).await
 }
 
+/// Starts a server on a fresh database with settings adjusted by `tweak`.
+pub async fn spawn_app_with(backend: Backend, tweak: impl FnOnce(&mut ServeArgs)) -> TestApp {
+    let database_url = fresh_database(backend).await;
+    spawn_app_configured(backend, &database_url, tweak).await
+}
+
 /// Starts a server on `database_url` (several servers may share one).
 pub async fn spawn_app_on(backend: Backend, database_url: &str) -> TestApp {
+    spawn_app_configured(backend, database_url, |_| {}).await
+}
+
+async fn spawn_app_configured(backend: Backend, database_url: &str, tweak: impl FnOnce(&mut ServeArgs)) -> TestApp {
     let account = Creds { user: "AC".to_owned() + &"1".repeat(32), password: "main-auth-token-0001".into() };
     let other_account = Creds { user: "AC".to_owned() + &"2".repeat(32), password: "other-auth-token-002".into() };
     let api_key = Creds { user: "SK".to_owned() + &"3".repeat(32), password: "api-key-secret-00003".into() };
@@ -142,6 +171,8 @@ pub async fn spawn_app_on(backend: Backend, database_url: &str) -> TestApp {
     args.accounts_file = Some(accounts_file);
     args.workers = Some(1);
     args.sweep_interval = 3600;
+    args.push_poll_ms = 50;
+    tweak(&mut args);
 
     let clock = ManualClock::new(time::OffsetDateTime::now_utc().unix_timestamp());
     let app = Application::build(args, clock.clone()).await.expect("server starts");
@@ -218,31 +249,51 @@ impl TestApp {
 
     /// Creates an unverified push Factor; returns its SID and the device key.
     pub async fn unverified_factor(&self, service: &str, identity: &str) -> (String, SigningKey) {
+        self.unverified_factor_on(service, identity, "fcm", &"t".repeat(40)).await
+    }
+
+    /// Creates an unverified push Factor on `platform` with push token `token`.
+    pub async fn unverified_factor_on(
+        &self,
+        service: &str,
+        identity: &str,
+        platform: &str,
+        token: &str,
+    ) -> (String, SigningKey) {
         let key = SigningKey::from_slice(&verify_push_server::domain::sid::random_bytes::<32>())
             .unwrap_or_else(|_| SigningKey::from_slice(&[7; 32]).expect("key"));
         let public = spki_base64(&key);
-        let reply = self
-            .post(
-                &format!("/v2/Services/{service}/Entities/{identity}/Factors"),
-                &[
-                    ("FriendlyName", "Pixel 8"),
-                    ("FactorType", "push"),
-                    ("Binding.Alg", "ES256"),
-                    ("Binding.PublicKey", &public),
-                    ("Config.SdkVersion", "0.9.0"),
-                    ("Config.AppId", "com.example.app"),
-                    ("Config.NotificationPlatform", "fcm"),
-                    ("Config.NotificationToken", &"t".repeat(40)),
-                ],
-            )
-            .await;
+        let mut form = vec![
+            ("FriendlyName", "Pixel 8"),
+            ("FactorType", "push"),
+            ("Binding.Alg", "ES256"),
+            ("Binding.PublicKey", public.as_str()),
+            ("Config.SdkVersion", "0.9.0"),
+            ("Config.AppId", "com.example.app"),
+            ("Config.NotificationPlatform", platform),
+        ];
+        if !token.is_empty() {
+            form.push(("Config.NotificationToken", token));
+        }
+        let reply = self.post(&format!("/v2/Services/{service}/Entities/{identity}/Factors"), &form).await;
         let sid = reply.assert_status(201)["sid"].as_str().expect("sid").to_owned();
         (sid, key)
     }
 
     /// Creates a push Factor and verifies it with a real signature over its SID.
     pub async fn verified_factor(&self, service: &str, identity: &str) -> (String, SigningKey) {
-        let (sid, key) = self.unverified_factor(service, identity).await;
+        self.verified_factor_on(service, identity, "fcm", &"t".repeat(40)).await
+    }
+
+    /// Creates and verifies a push Factor on `platform` with push token `token`.
+    pub async fn verified_factor_on(
+        &self,
+        service: &str,
+        identity: &str,
+        platform: &str,
+        token: &str,
+    ) -> (String, SigningKey) {
+        let (sid, key) = self.unverified_factor_on(service, identity, platform, token).await;
         let signature: DerSignature = key.sign(sid.as_bytes());
         let payload = base64::engine::general_purpose::STANDARD.encode(signature.as_bytes());
         let reply = self

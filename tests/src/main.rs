@@ -1,6 +1,7 @@
 //! End-to-end tests: real servers over HTTP, each test on SQLite and on PostgreSQL.
 #![expect(clippy::unwrap_used, clippy::expect_used, reason = "tests fail loudly by design")]
 
+mod fakes;
 mod helpers;
 mod schema;
 
@@ -14,5 +15,6 @@ mod entities;
 mod factors;
 mod helper_libs;
 mod paging;
+mod push;
 mod services;
 mod webhooks;

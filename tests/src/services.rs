@@ -71,7 +71,14 @@ async fn service_settings_are_validated_and_echoed(app: TestApp) {
         assert!(message.contains(name), "{name}={value}: {message}");
     }
     app.post("/v2/Services", &[]).await.assert_error(400, 60200);
-    let credential = "CR".to_owned() + &"a".repeat(32);
+    let p8 = include_str!("../fixtures/apns-token-key.p8");
+    let credential = app
+        .post(
+            "/v1/Credentials",
+            &[("Type", "apn"), ("PrivateKey", p8), ("KeyId", "ABC123DEFG"), ("TeamId", "TEAM123456")],
+        )
+        .await;
+    let credential = credential.assert_status(201)["sid"].as_str().unwrap().to_owned();
     let body = app
         .post(
             "/v2/Services",

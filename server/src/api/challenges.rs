@@ -142,12 +142,12 @@ pub async fn create_challenge(
         sid: SidKind::Challenge.generate(),
         entity_id: factor.entity_id,
         factor_id: factor.id,
-        account_sid: factor.account_sid,
-        service_sid: factor.service_sid,
-        entity_sid: factor.entity_sid,
-        identity: factor.identity,
-        factor_sid: factor.sid,
-        factor_type: factor.factor_type,
+        account_sid: factor.account_sid.clone(),
+        service_sid: factor.service_sid.clone(),
+        entity_sid: factor.entity_sid.clone(),
+        identity: factor.identity.clone(),
+        factor_sid: factor.sid.clone(),
+        factor_type: factor.factor_type.clone(),
         status: "pending".to_owned(),
         responded_reason: "none".to_owned(),
         details: Value::Object(details).to_string(),
@@ -158,7 +158,12 @@ pub async fn create_challenge(
         date_created: now,
         date_updated: now,
     };
-    challenge.id = state.store.insert_challenge(&challenge).await?;
+    // The push is stored with the Challenge, atomically; the worker sends it after the commit.
+    let push = crate::push::challenge_push(&service, &factor, &challenge, &state.push, None, now);
+    challenge.id = state.store.insert_challenge_with_push(&challenge, push.as_ref()).await?;
+    if push.is_some_and(|p| p.status == "queued") {
+        state.push_wake.notify_one();
+    }
     Ok(HttpResponse::Created().json(render(&state, &challenge, now)))
 }
 

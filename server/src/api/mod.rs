@@ -6,11 +6,14 @@
 pub mod access_tokens;
 pub mod auth;
 pub mod challenges;
+pub mod credentials;
+pub mod emulator;
 pub mod entities;
 pub mod factors;
 pub mod form;
 pub mod forms;
 pub mod health;
+pub mod notifications;
 pub mod paging;
 pub mod services;
 pub mod urls;
@@ -38,6 +41,11 @@ pub struct AppState {
     pub urls: Urls,
     /// Seconds of clock difference tolerated in device JWTs.
     pub device_clock_skew: i64,
+    /// Encrypts push credentials at rest.
+    pub secrets: std::sync::Arc<crate::crypto::secretbox::SecretBox>,
+    pub push: crate::push::PushSettings,
+    /// Wakes the push worker when a push is enqueued.
+    pub push_wake: std::sync::Arc<tokio::sync::Notify>,
 }
 
 pub type State = web::Data<AppState>;
@@ -105,7 +113,17 @@ routes! {
         POST => webhooks::update_webhook,
         DELETE => webhooks::delete_webhook,
     },
+    "/v2/Services/{ServiceSid}/Entities/{Identity}/Challenges/{ChallengeSid}/Notifications" => {
+        POST => notifications::create_notification,
+    },
     "/v2/Forms/{FormType}" => { GET => forms::fetch_form },
+    "/v1/Credentials" => { POST => credentials::create_credential, GET => credentials::list_credential },
+    "/v1/Credentials/{Sid}" => {
+        GET => credentials::fetch_credential,
+        POST => credentials::update_credential,
+        DELETE => credentials::delete_credential,
+    },
+    "/_emulator/pushes" => { GET => emulator::list_pushes, DELETE => emulator::delete_pushes },
 }
 
 async fn method_not_allowed(req: HttpRequest) -> ApiResult<actix_web::HttpResponse> {

@@ -256,6 +256,23 @@ fn apply(s: &mut ServiceRow, p: &Params) -> ApiResult<()> {
     Ok(())
 }
 
+/// Credential SIDs given in `p` must name this account's credentials of the right type.
+async fn check_credentials(state: &State, service: &ServiceRow, p: &Params) -> ApiResult<()> {
+    let pairs = [
+        ("Push.ApnCredentialSid", "apn", &service.push_apn_credential_sid),
+        ("Push.FcmCredentialSid", "fcm", &service.push_fcm_credential_sid),
+    ];
+    for (name, kind, sid) in pairs {
+        let Some(sid) = sid.as_deref().filter(|_| p.has(name)) else { continue };
+        match state.store.credential(&service.account_sid, sid).await? {
+            Some(c) if c.r#type == kind => {}
+            Some(_) => return Err(ApiError::invalid(name, format!("{sid} is not an {kind} credential"))),
+            None => return Err(ApiError::invalid(name, format!("no credential {sid} in this account"))),
+        }
+    }
+    Ok(())
+}
+
 pub async fn create_service(auth: AccountAuth, state: State, Form(p): Form) -> ApiResult<HttpResponse> {
     p.required("FriendlyName")?;
     let now = state.clock.now();
@@ -276,6 +293,7 @@ pub async fn create_service(auth: AccountAuth, state: State, Form(p): Form) -> A
         date_updated: now,
     };
     apply(&mut service, &p)?;
+    check_credentials(&state, &service, &p).await?;
     service.id = state.store.insert_service(&service).await?;
     Ok(HttpResponse::Created().json(render(&state, &service)))
 }
@@ -298,6 +316,7 @@ pub async fn update_service(
 ) -> ApiResult<HttpResponse> {
     let mut service = service_of(&state, &auth.account_sid, &path.sid).await?;
     apply(&mut service, &p)?;
+    check_credentials(&state, &service, &p).await?;
     service.date_updated = state.clock.now();
     state.store.update_service(&service).await?;
     Ok(HttpResponse::Ok().json(render(&state, &service)))

@@ -4,6 +4,7 @@
 pub mod access_token;
 pub mod device_jwt;
 pub mod device_key;
+pub mod secretbox;
 
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use base64::Engine;

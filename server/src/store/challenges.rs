@@ -29,7 +29,7 @@ pub struct ChallengeRow {
     pub date_updated: i64,
 }
 
-const COLUMNS: &str = "id, sid, entity_id, factor_id, account_sid, service_sid, entity_sid, \
+pub(crate) const COLUMNS: &str = "id, sid, entity_id, factor_id, account_sid, service_sid, entity_sid, \
     identity, factor_sid, factor_type, status, responded_reason, details, hidden_details, \
     metadata, expiration_date, date_responded, date_created, date_updated";
 
@@ -42,37 +42,6 @@ pub struct ChallengeFilter {
 }
 
 impl Store {
-    pub async fn insert_challenge(&self, c: &ChallengeRow) -> Result<i64, sqlx::Error> {
-        let sql = format!(
-            "INSERT INTO challenges ({}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, \
-             $12, $13, $14, $15, $16, $17, $18) RETURNING id",
-            &COLUMNS[4..]
-        );
-        on_pool!(self, write, |pool| {
-            sqlx::query_scalar::<_, i64>(&sql)
-                .bind(&c.sid)
-                .bind(c.entity_id)
-                .bind(c.factor_id)
-                .bind(&c.account_sid)
-                .bind(&c.service_sid)
-                .bind(&c.entity_sid)
-                .bind(&c.identity)
-                .bind(&c.factor_sid)
-                .bind(&c.factor_type)
-                .bind(&c.status)
-                .bind(&c.responded_reason)
-                .bind(&c.details)
-                .bind(&c.hidden_details)
-                .bind(&c.metadata)
-                .bind(c.expiration_date)
-                .bind(c.date_responded)
-                .bind(c.date_created)
-                .bind(c.date_updated)
-                .fetch_one(pool)
-                .await
-        })
-    }
-
     pub async fn challenge(
         &self,
         account_sid: &str,

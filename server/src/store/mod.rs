@@ -11,8 +11,10 @@
 
 pub mod accounts;
 pub mod challenges;
+pub mod credentials;
 pub mod entities;
 pub mod factors;
+pub mod pushes;
 pub mod services;
 pub mod tokens;
 pub mod webhooks;
@@ -69,6 +71,7 @@ macro_rules! bind_args {
         query
     }};
 }
+pub(crate) use bind_args;
 
 /// A dynamically bound argument, for queries whose filters vary.
 #[derive(Debug, Clone)]

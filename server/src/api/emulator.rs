@@ -1,0 +1,133 @@
+//! Emulator-only inspection: `GET /_emulator/pushes` lists every push of the account — sent or,
+//! in record mode, only recorded — with its exact payload, target, headers, attempts and
+//! outcome; filters `ServiceSid`, `FactorSid`, `ChallengeSid`, `Platform`, `Status`.
+//! `DELETE` clears them. Account credentials required.
+
+use actix_web::HttpResponse;
+use serde::Serialize;
+
+use super::auth::AccountAuth;
+use super::form::Query;
+use super::paging::{list_response, PageRequest};
+use super::State;
+use crate::domain::dates;
+use crate::error::ApiResult;
+use crate::push::apns_headers;
+use crate::store::pushes::{AttemptRow, PushFilter, PushRow};
+
+#[derive(Serialize)]
+struct PushBody<'a> {
+    id: i64,
+    account_sid: &'a str,
+    service_sid: &'a str,
+    factor_sid: &'a str,
+    challenge_sid: &'a str,
+    notification_sid: Option<&'a str>,
+    platform: &'a str,
+    /// `send` with a credential, `record` without one.
+    mode: &'static str,
+    credential_sid: Option<&'a str>,
+    target: &'a str,
+    headers: serde_json::Map<String, serde_json::Value>,
+    /// The request body, byte for byte as sent (or as it would have been).
+    payload: &'a str,
+    status: &'a str,
+    attempts: Vec<AttemptBody<'a>>,
+    max_attempts: i64,
+    next_attempt_at: Option<String>,
+    expires_at: String,
+    last_error: Option<&'a str>,
+    date_created: String,
+    date_updated: String,
+}
+
+#[derive(Serialize)]
+struct AttemptBody<'a> {
+    attempt: i64,
+    at: String,
+    http_status: Option<i64>,
+    outcome: &'a str,
+    error: Option<&'a str>,
+    latency_ms: i64,
+}
+
+fn render<'a>(p: &'a PushRow, attempts: &'a [AttemptRow]) -> PushBody<'a> {
+    let headers = if p.platform == "apn" {
+        apns_headers(p).into_iter().map(|(k, v)| (k.to_owned(), v.into())).collect()
+    } else {
+        serde_json::Map::new()
+    };
+    let waiting = matches!(p.status.as_str(), "queued" | "retrying");
+    PushBody {
+        id: p.id,
+        account_sid: &p.account_sid,
+        service_sid: &p.service_sid,
+        factor_sid: &p.factor_sid,
+        challenge_sid: &p.challenge_sid,
+        notification_sid: p.notification_sid.as_deref(),
+        platform: &p.platform,
+        mode: if p.credential_sid.is_some() { "send" } else { "record" },
+        credential_sid: p.credential_sid.as_deref(),
+        target: &p.target,
+        headers,
+        payload: &p.payload,
+        status: &p.status,
+        attempts: attempts
+            .iter()
+            .filter(|a| a.push_id == p.id)
+            .map(|a| AttemptBody {
+                attempt: a.attempt,
+                at: dates::format(a.at),
+                http_status: a.http_status,
+                outcome: &a.outcome,
+                error: a.error.as_deref(),
+                latency_ms: a.latency_ms,
+            })
+            .collect(),
+        max_attempts: p.max_attempts,
+        next_attempt_at: waiting.then(|| dates::format(p.next_attempt_at)),
+        expires_at: dates::format(p.expires_at),
+        last_error: p.last_error.as_deref(),
+        date_created: dates::format(p.date_created),
+        date_updated: dates::format(p.date_updated),
+    }
+}
+
+pub async fn list_pushes(auth: AccountAuth, state: State, Query(q): Query) -> ApiResult<HttpResponse> {
+    let mut filter = PushFilter::default();
+    let mut echoed = Vec::new();
+    for (name, slot) in [
+        ("ServiceSid", &mut filter.service_sid),
+        ("FactorSid", &mut filter.factor_sid),
+        ("ChallengeSid", &mut filter.challenge_sid),
+        ("Platform", &mut filter.platform),
+    ] {
+        if let Some(value) = q.get(name) {
+            *slot = Some(value.to_owned());
+            echoed.push((name, value.to_owned()));
+        }
+    }
+    if let Some(status) = q.one_of("Status", &["queued", "sending", "retrying", "sent", "failed", "recorded"])? {
+        filter.status = Some(status.to_owned());
+        echoed.push(("Status", status.to_owned()));
+    }
+    let request = PageRequest::from_query(&q, false)?;
+    let page = state.store.list_pushes(&auth.account_sid, &filter, &request.window).await?;
+    let ids: Vec<i64> = page.rows.iter().map(|p| p.id).collect();
+    let attempts = state.store.push_attempts(&ids).await?;
+    let url = state.urls.absolute("/_emulator/pushes");
+    Ok(list_response(
+        "pushes",
+        &url,
+        &echoed,
+        &request,
+        page,
+        |p| p.id,
+        |p| serde_json::to_value(render(p, &attempts)).unwrap_or_default(),
+    ))
+}
+
+pub async fn delete_pushes(auth: AccountAuth, state: State) -> ApiResult<HttpResponse> {
+    state.store.delete_pushes(&auth.account_sid).await?;
+    Ok(HttpResponse::NoContent().finish())
+}

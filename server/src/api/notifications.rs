@@ -1,0 +1,111 @@
+//! `POST …/Challenges/{ChallengeSid}/Notifications` (CreateNotification): re-send the push of a
+//! pending Challenge. `Ttl` 0–300 (default 300; 0 = one attempt, now). At most three per
+//! Challenge (429 / 60309; the push sent at creation does not count); a Factor on platform
+//! `none` cannot be notified (60307).
+
+use actix_web::{web, HttpResponse};
+use serde::{Deserialize, Serialize};
+
+use super::auth::AccountAuth;
+use super::form::Form;
+use super::{service_of, State};
+use crate::domain::dates;
+use crate::domain::rules::challenge_status;
+use crate::domain::sid::SidKind;
+use crate::error::{ApiError, ApiResult};
+use crate::push::{challenge_push, Resend};
+use crate::store::pushes::NotificationRow;
+
+/// Notifications one Challenge may have.
+pub const MAX_NOTIFICATIONS: i64 = 3;
+
+#[derive(Deserialize)]
+pub struct NotificationPath {
+    #[serde(rename = "ServiceSid")]
+    service_sid: String,
+    #[serde(rename = "Identity")]
+    identity: String,
+    #[serde(rename = "ChallengeSid")]
+    challenge_sid: String,
+}
+
+#[derive(Serialize)]
+struct NotificationBody {
+    sid: String,
+    account_sid: String,
+    service_sid: String,
+    entity_sid: String,
+    identity: String,
+    challenge_sid: String,
+    priority: String,
+    ttl: i64,
+    date_created: String,
+}
+
+pub async fn create_notification(
+    auth: AccountAuth,
+    state: State,
+    path: web::Path<NotificationPath>,
+    Form(p): Form,
+) -> ApiResult<HttpResponse> {
+    let service = service_of(&state, &auth.account_sid, &path.service_sid).await?;
+    let not_found = || {
+        ApiError::NotFound(format!(
+            "/v2/Services/{}/Entities/{}/Challenges/{}",
+            path.service_sid, path.identity, path.challenge_sid
+        ))
+    };
+    if !SidKind::Challenge.matches(&path.challenge_sid) {
+        return Err(not_found());
+    }
+    let ttl = p.int_in("Ttl", 0..=300)?.unwrap_or(300);
+    let challenge = state
+        .store
+        .challenge(&auth.account_sid, &service.sid, &path.identity, &path.challenge_sid)
+        .await?
+        .ok_or_else(not_found)?;
+    let now = state.clock.now();
+    match challenge_status(&challenge.status, challenge.expiration_date, now) {
+        "pending" => {}
+        "expired" => return Err(ApiError::ChallengeExpired),
+        _ => return Err(ApiError::ChallengeResponded),
+    }
+    let factor = state
+        .store
+        .factor(&auth.account_sid, &service.sid, &path.identity, &challenge.factor_sid)
+        .await?
+        .ok_or_else(not_found)?;
+    let notification = NotificationRow {
+        id: 0,
+        sid: "NT".to_owned() + &crate::domain::sid::random_hex::<16>(),
+        challenge_id: challenge.id,
+        account_sid: challenge.account_sid.clone(),
+        service_sid: challenge.service_sid.clone(),
+        entity_sid: challenge.entity_sid.clone(),
+        identity: challenge.identity.clone(),
+        challenge_sid: challenge.sid.clone(),
+        priority: "high".to_owned(),
+        ttl,
+        date_created: now,
+    };
+    let resend = Resend { notification_sid: &notification.sid, ttl };
+    let push = challenge_push(&service, &factor, &challenge, &state.push, Some(resend), now)
+        .ok_or(ApiError::NotificationPlatformNone)?;
+    if !state.store.insert_notification_with_push(&notification, &push, MAX_NOTIFICATIONS).await? {
+        return Err(ApiError::NotificationLimit(MAX_NOTIFICATIONS));
+    }
+    if push.status == "queued" {
+        state.push_wake.notify_one();
+    }
+    Ok(HttpResponse::Created().json(NotificationBody {
+        sid: notification.sid,
+        account_sid: notification.account_sid,
+        service_sid: notification.service_sid,
+        entity_sid: notification.entity_sid,
+        identity: notification.identity,
+        challenge_sid: notification.challenge_sid,
+        priority: notification.priority,
+        ttl,
+        date_created: dates::format(now),
+    }))
+}

@@ -1,0 +1,120 @@
+//! FCM HTTP v1: an OAuth2 access token from the service account (a JWT bearer assertion signed
+//! RS256, sent to its `token_uri`), then `POST {base}/v1/projects/{project}/messages:send`.
+//! The legacy FCM API is not used (Google shut it down in 2024).
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+use ring::rand::SystemRandom;
+use ring::signature::RSA_PKCS1_SHA256;
+use serde_json::Value;
+
+use super::secrets::{rsa_key, ServiceAccount};
+use super::Delivery;
+use crate::crypto::b64url;
+use crate::store::pushes::PushRow;
+
+const SCOPE: &str = "https://www.googleapis.com/auth/firebase.messaging";
+
+/// Cached OAuth2 access tokens, by credential SID: (token, expires at).
+#[derive(Default)]
+pub struct AccessTokens(Mutex<HashMap<String, (String, i64)>>);
+
+impl AccessTokens {
+    fn cached(&self, credential_sid: &str, now: i64) -> Option<String> {
+        let tokens = self.0.lock().ok()?;
+        let (token, expires) = tokens.get(credential_sid)?;
+        (*expires - 60 > now).then(|| token.clone())
+    }
+
+    pub fn forget(&self, credential_sid: &str) {
+        if let Ok(mut tokens) = self.0.lock() {
+            tokens.remove(credential_sid);
+        }
+    }
+
+    /// A valid access token, fetched from `token_uri` when none is cached.
+    pub async fn get(
+        &self,
+        client: &reqwest::Client,
+        credential_sid: &str,
+        account: &ServiceAccount,
+        now: i64,
+    ) -> Result<String, Delivery> {
+        if let Some(token) = self.cached(credential_sid, now) {
+            return Ok(token);
+        }
+        let failed = |error: String| Delivery::Failed { status: None, error };
+        let key = rsa_key(&account.private_key).ok_or_else(|| failed("the service account key is unusable".into()))?;
+        let header = b64url(br#"{"alg":"RS256","typ":"JWT"}"#);
+        let claims = serde_json::json!({
+            "iss": account.client_email, "scope": SCOPE, "aud": account.token_uri, "iat": now, "exp": now + 3600,
+        });
+        let input = format!("{header}.{}", b64url(claims.to_string().as_bytes()));
+        let mut signature = vec![0u8; key.public().modulus_len()];
+        key.sign(&RSA_PKCS1_SHA256, &SystemRandom::new(), input.as_bytes(), &mut signature)
+            .map_err(|_| failed("signing the OAuth assertion failed".into()))?;
+        let assertion = format!("{input}.{}", b64url(&signature));
+        let response = client
+            .post(&account.token_uri)
+            .form(&[("grant_type", "urn:ietf:params:oauth:grant-type:jwt-bearer"), ("assertion", &assertion)])
+            .send()
+            .await
+            .map_err(|e| Delivery::Retry { status: None, error: format!("OAuth token endpoint unreachable: {e}") })?;
+        let status = response.status().as_u16();
+        let body: Value = response.json().await.unwrap_or(Value::Null);
+        let token = body.get("access_token").and_then(Value::as_str).map(str::to_owned);
+        match (status, token) {
+            (200, Some(token)) => {
+                let expires_in = body.get("expires_in").and_then(Value::as_i64).unwrap_or(3600);
+                if let Ok(mut tokens) = self.0.lock() {
+                    tokens.insert(credential_sid.to_owned(), (token.clone(), now + expires_in));
+                }
+                Ok(token)
+            }
+            (429 | 500..=599, _) => {
+                Err(Delivery::Retry { status: Some(status), error: format!("OAuth token endpoint {status}") })
+            }
+            _ => Err(Delivery::Failed {
+                status: Some(status),
+                error: format!("OAuth token endpoint refused: {status} {body}"),
+            }),
+        }
+    }
+}
+
+/// Sends one push with `access_token`.
+pub async fn send(
+    client: &reqwest::Client,
+    base_url: &str,
+    project_id: &str,
+    push: &PushRow,
+    access_token: &str,
+) -> Delivery {
+    let url = format!("{}/v1/projects/{project_id}/messages:send", base_url.trim_end_matches('/'));
+    let response = client
+        .post(url)
+        .bearer_auth(access_token)
+        .header("content-type", "application/json")
+        .body(push.payload.clone())
+        .send()
+        .await;
+    let response = match response {
+        Ok(r) => r,
+        Err(e) => return Delivery::Retry { status: None, error: format!("FCM unreachable: {e}") },
+    };
+    let status = response.status().as_u16();
+    let body: Value = response.json().await.unwrap_or(Value::Null);
+    let reason = body
+        .pointer("/error/details/0/errorCode")
+        .or_else(|| body.pointer("/error/status"))
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_owned();
+    match status {
+        200 => Delivery::Sent { status },
+        429 | 500..=599 => Delivery::Retry { status: Some(status), error: format!("FCM {status} {reason}") },
+        401 => Delivery::Retry { status: Some(status), error: "FCM 401: access token refused".into() },
+        _ => Delivery::Failed { status: Some(status), error: format!("FCM {status} {reason}") },
+    }
+}

@@ -1,0 +1,225 @@
+//! The outbox worker: claims due pushes (with a lease, so a crashed instance's pushes are taken
+//! up again once it lapses), sends them, records every attempt, and reschedules transient
+//! failures with exponential backoff and jitter until `max_attempts` or the push expires.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use futures_util::future::join_all;
+use tokio::sync::Notify;
+
+use super::apns::ProviderTokens;
+use super::fcm::AccessTokens;
+use super::secrets::Secret;
+use super::{apns, fcm, http_client, Delivery, PushSettings};
+use crate::clock::SharedClock;
+use crate::crypto::secretbox::SecretBox;
+use crate::domain::sid::random_bytes;
+use crate::store::credentials::CredentialRow;
+use crate::store::pushes::{AttemptOutcome, PushRow};
+use crate::store::Store;
+
+const BATCH: i64 = 16;
+const MAX_BACKOFF_SECS: i64 = 300;
+
+/// Sends pushes with the stored credentials.
+pub struct Sender {
+    pub settings: PushSettings,
+    store: Store,
+    secrets: Arc<SecretBox>,
+    /// HTTP clients by credential SID (certificate identities differ), "" for the plain one.
+    clients: Mutex<HashMap<String, reqwest::Client>>,
+    apns_tokens: ProviderTokens,
+    fcm_tokens: AccessTokens,
+}
+
+impl Sender {
+    pub fn new(settings: PushSettings, store: Store, secrets: Arc<SecretBox>) -> Sender {
+        Sender {
+            settings,
+            store,
+            secrets,
+            clients: Mutex::new(HashMap::new()),
+            apns_tokens: ProviderTokens::default(),
+            fcm_tokens: AccessTokens::default(),
+        }
+    }
+
+    fn client(&self, key: &str, identity_pem: Option<&[u8]>) -> Result<reqwest::Client, Delivery> {
+        if let Some(client) = self.clients.lock().ok().and_then(|c| c.get(key).cloned()) {
+            return Ok(client);
+        }
+        let client = http_client(&self.settings, identity_pem, identity_pem.is_some())
+            .map_err(|e| Delivery::Failed { status: None, error: format!("cannot build the HTTP client: {e}") })?;
+        if let Ok(mut clients) = self.clients.lock() {
+            clients.insert(key.to_owned(), client.clone());
+        }
+        Ok(client)
+    }
+
+    /// One delivery attempt of `push` with `credential`.
+    pub async fn deliver(&self, push: &PushRow, credential: &CredentialRow, now: i64) -> Delivery {
+        let Some(secret) =
+            self.secrets.open(&credential.secret).and_then(|plain| serde_json::from_slice::<Secret>(&plain).ok())
+        else {
+            return Delivery::Failed {
+                status: None,
+                error: "the credential cannot be decrypted (wrong credentials key?)".into(),
+            };
+        };
+        match (push.platform.as_str(), &secret) {
+            ("apn", Secret::ApnToken { .. }) => {
+                let base = if credential.sandbox { &self.settings.apns_sandbox_url } else { &self.settings.apns_url };
+                let client = match self.client("", None) {
+                    Ok(c) => c,
+                    Err(d) => return d,
+                };
+                let Some(token) = self.apns_tokens.get(&credential.sid, &secret, now) else {
+                    return Delivery::Failed { status: None, error: "the APNs key cannot sign".into() };
+                };
+                let delivery = apns::send(&client, base, push, Some(&token)).await;
+                if matches!(&delivery, Delivery::Retry { status: Some(403), .. }) {
+                    self.apns_tokens.forget(&credential.sid);
+                }
+                delivery
+            }
+            ("apn", Secret::ApnCertificate { certificate, private_key }) => {
+                let base = if credential.sandbox { &self.settings.apns_sandbox_url } else { &self.settings.apns_url };
+                let identity = format!("{certificate}\n{private_key}");
+                match self.client(&credential.sid, Some(identity.as_bytes())) {
+                    Ok(client) => apns::send(&client, base, push, None).await,
+                    Err(d) => d,
+                }
+            }
+            ("fcm", Secret::Fcm { service_account }) => {
+                let client = match self.client("", None) {
+                    Ok(c) => c,
+                    Err(d) => return d,
+                };
+                let token = match self.fcm_tokens.get(&client, &credential.sid, service_account, now).await {
+                    Ok(t) => t,
+                    Err(d) => return d,
+                };
+                let delivery =
+                    fcm::send(&client, &self.settings.fcm_url, &service_account.project_id, push, &token).await;
+                if matches!(&delivery, Delivery::Retry { status: Some(401), .. }) {
+                    self.fcm_tokens.forget(&credential.sid);
+                }
+                delivery
+            }
+            (platform, _) => Delivery::Failed {
+                status: None,
+                error: format!("the Service's credential {} is not for platform {platform}", credential.sid),
+            },
+        }
+    }
+
+    /// Sends one claimed push and records the attempt.
+    async fn process(&self, push: PushRow, now: i64) -> Result<(), sqlx::Error> {
+        let started = Instant::now();
+        let delivery = if now >= push.expires_at {
+            Delivery::Failed { status: None, error: "expired before it could be delivered".into() }
+        } else {
+            let credential = match &push.credential_sid {
+                Some(sid) => self.store.credential(&push.account_sid, sid).await?,
+                None => None,
+            };
+            match credential {
+                Some(credential) => self.deliver(&push, &credential, now).await,
+                None => Delivery::Failed { status: None, error: "the credential was deleted".into() },
+            }
+        };
+        let latency_ms = i64::try_from(started.elapsed().as_millis()).unwrap_or(i64::MAX);
+        let attempts = push.attempts + 1;
+        let (status, next, outcome) = match delivery {
+            Delivery::Sent { status } => (
+                "sent",
+                now,
+                AttemptOutcome { http_status: Some(status.into()), outcome: "sent", error: None, latency_ms },
+            ),
+            Delivery::Retry { status, error } if attempts < push.max_attempts => {
+                let next = now + backoff(attempts);
+                let status_name = if next < push.expires_at { "retrying" } else { "failed" };
+                (
+                    status_name,
+                    next,
+                    AttemptOutcome {
+                        http_status: status.map(i64::from),
+                        outcome: "retry",
+                        error: Some(error),
+                        latency_ms,
+                    },
+                )
+            }
+            Delivery::Retry { status, error } | Delivery::Failed { status, error } => (
+                "failed",
+                now,
+                AttemptOutcome {
+                    http_status: status.map(i64::from),
+                    outcome: "failed",
+                    error: Some(error),
+                    latency_ms,
+                },
+            ),
+        };
+        if status == "failed" {
+            tracing::warn!(push = push.id, challenge = %push.challenge_sid, platform = %push.platform, error = ?outcome.error, "push failed");
+        }
+        self.store.record_push_attempt(&push, &outcome, status, next, now).await
+    }
+}
+
+/// Seconds before attempt `n + 1`: 2^n, at most five minutes, with ±25 % jitter.
+fn backoff(attempts: i64) -> i64 {
+    let base = 1i64
+        .checked_shl(u32::try_from(attempts.clamp(0, 20)).unwrap_or(20))
+        .unwrap_or(MAX_BACKOFF_SECS)
+        .min(MAX_BACKOFF_SECS);
+    let jitter = i64::from(random_bytes::<1>()[0]) * base / 510; // 0 ..= base/2
+    (base - base / 4 + jitter).max(1)
+}
+
+/// Claims and sends due pushes until the task is aborted. `wake` shortens the wait when a push
+/// is enqueued.
+pub async fn run(sender: Arc<Sender>, store: Store, clock: SharedClock, wake: Arc<Notify>) {
+    // A claimed push is someone's for longer than any attempt can take; after that (a crash) it
+    // is claimed again.
+    let lease = i64::try_from(sender.settings.timeout.as_secs()).unwrap_or(60) * 2 + 5;
+    loop {
+        let now = clock.now();
+        let claimed = match store.claim_pushes(now, now + lease, BATCH).await {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::warn!(error = %e, "push worker: cannot claim pushes; will retry");
+                Vec::new()
+            }
+        };
+        let full = claimed.len() as i64 == BATCH;
+        let results = join_all(claimed.into_iter().map(|push| sender.process(push, now))).await;
+        for error in results.into_iter().filter_map(Result::err) {
+            tracing::warn!(error = %error, "push worker: cannot record an attempt; the lease will bring it back");
+        }
+        if !full {
+            tokio::select! {
+                () = wake.notified() => {}
+                () = tokio::time::sleep(sender.settings.poll_interval) => {}
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::backoff;
+
+    #[test]
+    fn backoff_doubles_with_jitter_and_is_capped() {
+        for attempts in 1..=12 {
+            let base = (1i64 << attempts).min(300);
+            let b = backoff(attempts);
+            assert!(b >= base - base / 4 && b <= base + base / 4 + 1, "{attempts}: {b}");
+        }
+        assert!(backoff(40) <= 376);
+    }
+}

@@ -1,0 +1,308 @@
+//! The push outbox: one row per push to send (or, in record mode, recorded), claimed by workers
+//! with a lease so that a crashed worker's pushes are taken up again, and every attempt logged.
+
+use super::challenges::ChallengeRow;
+use super::{on_pool, Arg, Db, Page, Sql, Store, Window};
+
+#[derive(Debug, Clone, sqlx::FromRow, serde::Serialize)]
+pub struct PushRow {
+    pub id: i64,
+    pub account_sid: String,
+    pub service_sid: String,
+    pub factor_sid: String,
+    pub challenge_sid: String,
+    pub notification_sid: Option<String>,
+    /// `apn` or `fcm`.
+    pub platform: String,
+    /// The device token.
+    pub target: String,
+    /// The credential to send with; `None` in record mode.
+    pub credential_sid: Option<String>,
+    /// APNs topic (the app's bundle id).
+    pub topic: String,
+    /// The exact JSON body sent (APNs) or the `message` object (FCM).
+    pub payload: String,
+    pub expires_at: i64,
+    pub status: String,
+    pub attempts: i64,
+    pub max_attempts: i64,
+    pub next_attempt_at: i64,
+    pub lease_until: Option<i64>,
+    pub last_error: Option<String>,
+    pub date_created: i64,
+    pub date_updated: i64,
+}
+
+#[derive(Debug, Clone, sqlx::FromRow, serde::Serialize)]
+pub struct AttemptRow {
+    pub id: i64,
+    pub push_id: i64,
+    pub attempt: i64,
+    pub at: i64,
+    pub http_status: Option<i64>,
+    pub outcome: String,
+    pub error: Option<String>,
+    pub latency_ms: i64,
+}
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct NotificationRow {
+    pub id: i64,
+    pub sid: String,
+    pub challenge_id: i64,
+    pub account_sid: String,
+    pub service_sid: String,
+    pub entity_sid: String,
+    pub identity: String,
+    pub challenge_sid: String,
+    pub priority: String,
+    pub ttl: i64,
+    pub date_created: i64,
+}
+
+/// Filters of the push inspection list.
+#[derive(Debug, Default, Clone)]
+pub struct PushFilter {
+    pub service_sid: Option<String>,
+    pub factor_sid: Option<String>,
+    pub challenge_sid: Option<String>,
+    pub platform: Option<String>,
+    pub status: Option<String>,
+}
+
+/// The result of one delivery attempt, to record.
+#[derive(Debug, Clone)]
+pub struct AttemptOutcome {
+    pub http_status: Option<i64>,
+    /// `sent`, `retry` or `failed`.
+    pub outcome: &'static str,
+    pub error: Option<String>,
+    pub latency_ms: i64,
+}
+
+const COLUMNS: &str = "id, account_sid, service_sid, factor_sid, challenge_sid, notification_sid, platform, target, \
+    credential_sid, topic, payload, expires_at, status, attempts, max_attempts, next_attempt_at, lease_until, \
+    last_error, date_created, date_updated";
+
+macro_rules! insert_push {
+    ($tx:expr, $p:expr) => {
+        sqlx::query(&format!(
+            "INSERT INTO pushes ({}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, \
+             $17, $18, $19)",
+            &COLUMNS[4..]
+        ))
+        .bind(&$p.account_sid)
+        .bind(&$p.service_sid)
+        .bind(&$p.factor_sid)
+        .bind(&$p.challenge_sid)
+        .bind(&$p.notification_sid)
+        .bind(&$p.platform)
+        .bind(&$p.target)
+        .bind(&$p.credential_sid)
+        .bind(&$p.topic)
+        .bind(&$p.payload)
+        .bind($p.expires_at)
+        .bind(&$p.status)
+        .bind($p.attempts)
+        .bind($p.max_attempts)
+        .bind($p.next_attempt_at)
+        .bind($p.lease_until)
+        .bind(&$p.last_error)
+        .bind($p.date_created)
+        .bind($p.date_updated)
+        .execute(&mut *$tx)
+        .await?
+    };
+}
+
+impl Store {
+    /// Stores a Challenge and, in the same transaction, the push announcing it: both or neither.
+    pub async fn insert_challenge_with_push(
+        &self,
+        c: &ChallengeRow,
+        push: Option<&PushRow>,
+    ) -> Result<i64, sqlx::Error> {
+        let sql = format!(
+            "INSERT INTO challenges ({}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, \
+             $12, $13, $14, $15, $16, $17, $18) RETURNING id",
+            &super::challenges::COLUMNS[4..]
+        );
+        on_pool!(self, write, |pool| {
+            let mut tx = pool.begin().await?;
+            let id = sqlx::query_scalar::<_, i64>(&sql)
+                .bind(&c.sid)
+                .bind(c.entity_id)
+                .bind(c.factor_id)
+                .bind(&c.account_sid)
+                .bind(&c.service_sid)
+                .bind(&c.entity_sid)
+                .bind(&c.identity)
+                .bind(&c.factor_sid)
+                .bind(&c.factor_type)
+                .bind(&c.status)
+                .bind(&c.responded_reason)
+                .bind(&c.details)
+                .bind(&c.hidden_details)
+                .bind(&c.metadata)
+                .bind(c.expiration_date)
+                .bind(c.date_responded)
+                .bind(c.date_created)
+                .bind(c.date_updated)
+                .fetch_one(&mut *tx)
+                .await?;
+            if let Some(p) = push {
+                insert_push!(tx, p);
+            }
+            tx.commit().await?;
+            Ok(id)
+        })
+    }
+
+    /// Stores a Notification and its push, unless the Challenge already has `max` Notifications.
+    /// Returns false when the limit was reached.
+    pub async fn insert_notification_with_push(
+        &self,
+        n: &NotificationRow,
+        push: &PushRow,
+        max: i64,
+    ) -> Result<bool, sqlx::Error> {
+        on_pool!(self, write, |pool| {
+            let mut tx = pool.begin().await?;
+            let existing: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM notifications WHERE challenge_id = $1")
+                .bind(n.challenge_id)
+                .fetch_one(&mut *tx)
+                .await?;
+            if existing >= max {
+                return Ok(false);
+            }
+            sqlx::query(
+                "INSERT INTO notifications (sid, challenge_id, account_sid, service_sid, entity_sid, identity, \
+                 challenge_sid, priority, ttl, date_created) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+            )
+            .bind(&n.sid)
+            .bind(n.challenge_id)
+            .bind(&n.account_sid)
+            .bind(&n.service_sid)
+            .bind(&n.entity_sid)
+            .bind(&n.identity)
+            .bind(&n.challenge_sid)
+            .bind(&n.priority)
+            .bind(n.ttl)
+            .bind(n.date_created)
+            .execute(&mut *tx)
+            .await?;
+            insert_push!(tx, push);
+            tx.commit().await?;
+            Ok(true)
+        })
+    }
+
+    /// Claims up to `limit` pushes that are due (or whose sender's lease ran out) for sending,
+    /// leasing them until `lease_until`.
+    pub async fn claim_pushes(&self, now: i64, lease_until: i64, limit: i64) -> Result<Vec<PushRow>, sqlx::Error> {
+        let due = "SELECT id FROM pushes WHERE (status IN ('queued', 'retrying') AND next_attempt_at <= $1) \
+                   OR (status = 'sending' AND lease_until <= $1) ORDER BY id LIMIT $3";
+        // PostgreSQL: skip rows another instance is claiming. SQLite has one writer.
+        let lock = match self.db {
+            Db::Postgres(_) => " FOR UPDATE SKIP LOCKED",
+            Db::Sqlite { .. } => "",
+        };
+        let sql = format!(
+            "UPDATE pushes SET status = 'sending', lease_until = $2, date_updated = $1 WHERE id IN ({due}{lock}) \
+             RETURNING {COLUMNS}"
+        );
+        on_pool!(self, write, |pool| {
+            sqlx::query_as::<_, PushRow>(&sql).bind(now).bind(lease_until).bind(limit).fetch_all(pool).await
+        })
+    }
+
+    /// Records an attempt and the push's new state in one transaction.
+    pub async fn record_push_attempt(
+        &self,
+        push: &PushRow,
+        outcome: &AttemptOutcome,
+        status: &str,
+        next_attempt_at: i64,
+        now: i64,
+    ) -> Result<(), sqlx::Error> {
+        on_pool!(self, write, |pool| {
+            let mut tx = pool.begin().await?;
+            sqlx::query(
+                "INSERT INTO push_attempts (push_id, attempt, at, http_status, outcome, error, latency_ms) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7)",
+            )
+            .bind(push.id)
+            .bind(push.attempts + 1)
+            .bind(now)
+            .bind(outcome.http_status)
+            .bind(outcome.outcome)
+            .bind(&outcome.error)
+            .bind(outcome.latency_ms)
+            .execute(&mut *tx)
+            .await?;
+            sqlx::query(
+                "UPDATE pushes SET status = $2, attempts = attempts + 1, next_attempt_at = $3, lease_until = NULL, \
+                 last_error = $4, date_updated = $5 WHERE id = $1",
+            )
+            .bind(push.id)
+            .bind(status)
+            .bind(next_attempt_at)
+            .bind(&outcome.error)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+            tx.commit().await?;
+            Ok(())
+        })
+    }
+
+    pub async fn list_pushes(
+        &self,
+        account_sid: &str,
+        f: &PushFilter,
+        window: &Window,
+    ) -> Result<Page<PushRow>, sqlx::Error> {
+        let mut sql = Sql::new(&format!("SELECT {COLUMNS} FROM pushes WHERE "));
+        sql.push("account_sid = ?", [Arg::Text(account_sid.to_owned())]);
+        for (column, value) in [
+            ("service_sid", &f.service_sid),
+            ("factor_sid", &f.factor_sid),
+            ("challenge_sid", &f.challenge_sid),
+            ("platform", &f.platform),
+            ("status", &f.status),
+        ] {
+            if let Some(value) = value {
+                sql.push(&format!(" AND {column} = ?"), [Arg::Text(value.clone())]);
+            }
+        }
+        self.fetch_page(sql, window).await
+    }
+
+    /// The attempts of the given pushes, oldest first.
+    pub async fn push_attempts(&self, push_ids: &[i64]) -> Result<Vec<AttemptRow>, sqlx::Error> {
+        if push_ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut sql = Sql::new(
+            "SELECT id, push_id, attempt, at, http_status, outcome, error, latency_ms FROM push_attempts WHERE push_id IN (",
+        );
+        for (i, id) in push_ids.iter().enumerate() {
+            sql.push(if i == 0 { "?" } else { ", ?" }, [Arg::Int(*id)]);
+        }
+        sql.push(") ORDER BY id", []);
+        on_pool!(self, read, |pool| {
+            super::bind_args!(sqlx::query_as::<_, AttemptRow>(&sql.text), &sql.args).fetch_all(pool).await
+        })
+    }
+
+    /// Deletes every push (and attempt) of an account. Returns how many.
+    pub async fn delete_pushes(&self, account_sid: &str) -> Result<u64, sqlx::Error> {
+        on_pool!(self, write, |pool| {
+            sqlx::query("DELETE FROM pushes WHERE account_sid = $1")
+                .bind(account_sid)
+                .execute(pool)
+                .await
+                .map(|r| r.rows_affected())
+        })
+    }
+}
