@@ -82,7 +82,7 @@ on_both_backends!(
 );
 
 /// One step of tests/helper-libs/python/backend.py (a twilio-python backend).
-async fn backend(app: &TestApp, args: &[&str]) -> serde_json::Value {
+pub async fn backend(app: &TestApp, args: &[&str]) -> serde_json::Value {
     let python = root().join("tests/helper-libs/python/.venv/bin/python");
     assert!(python.exists(), "run scripts/setup-helper-libs.sh (the README's test command does)");
     let mut command = Command::new(python);

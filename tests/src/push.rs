@@ -16,6 +16,7 @@ use tokio::net::TcpListener;
 use verify_push_server::config::ServeArgs;
 
 use crate::fakes::{script, Fake, Recorded, Responder, TestCa};
+use crate::helper_libs::backend as twilio_python;
 use verify_push_server::store::Backend;
 
 use crate::helpers::{for_each_backend, identity, on_both_backends, spawn_app_with, TestApp};
@@ -245,16 +246,31 @@ async fn apns_certificate_auth_presents_the_client_certificate(backend: Backend)
     let url = apns.url(true);
     let app = app_with(backend, Some(&ca), |a| a.apns_url = url).await;
     let (cert, key) = ca.issue("Apple Push Services: com.example.app");
-    let credential =
-        app.post("/v1/Credentials", &[("Type", "apn"), ("Certificate", &cert), ("PrivateKey", &key)]).await;
-    let credential = credential.assert_status(201)["sid"].as_str().unwrap().to_owned();
-    let (service, user, factor) = service_with(&app, "apn", Some(&credential)).await;
-    let sid = challenge(&app, &service, &user, &factor, "Cert?").await;
-    wait_status(&app, &sid, "sent").await;
+    // The backend side through twilio-python: Notify credential, Service update, challenge.
+    let (cert_file, key_file) = (write_temp("cert.pem", &cert), write_temp("key.pem", &key));
+    let files = [cert_file.to_str().unwrap(), key_file.to_str().unwrap()];
+    let credential = twilio_python(&app, &["credential", "apn", files[0], files[1]]).await;
+    assert_eq!(credential["type"], "apn");
+    let credential = credential["sid"].as_str().unwrap().to_owned();
+    let (service, user, factor) = service_with(&app, "apn", None).await;
+    let updated = twilio_python(&app, &["use-credential", &service, "apn", &credential]).await;
+    assert_eq!(updated["push"]["apn_credential_sid"], credential.as_str());
+    let created = twilio_python(&app, &["challenge", &service, &user, &factor, "Cert?"]).await;
+    let sid = created["sid"].as_str().unwrap().to_owned();
+    let sent = wait_status(&app, &sid, "sent").await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
     let requests = apns.log.all();
     assert_eq!(requests.len(), 1);
     assert_eq!(requests[0].client_cn.as_deref(), Some("Apple Push Services: com.example.app"));
     assert_eq!(requests[0].header("authorization"), None);
+    assert_eq!(requests[0].version, hyper::Version::HTTP_2);
+    assert_eq!(requests[0].path, format!("/3/device/{}", apn_token()));
+    assert_eq!(requests[0].header("apns-topic"), Some(APP_ID));
+    assert_eq!(requests[0].header("apns-push-type"), Some("alert"));
+    assert_eq!(requests[0].body, sent["payload"].as_str().unwrap());
+    let payload: Value = serde_json::from_str(&requests[0].body).unwrap();
+    assert_eq!(payload["aps"]["alert"], "Cert?");
+    assert_eq!(payload["challenge_sid"], sid.as_str());
 }
 
 /// The fake Google endpoints: the token endpoint checks the RS256 assertion.
@@ -286,9 +302,16 @@ async fn fcm_sends_with_an_oauth_token_from_the_service_account(backend: Backend
     let google = fake(None, google(vec![])).await;
     let url = google.url(false);
     let app = app_with(backend, None, |a| a.fcm_url = url.clone()).await;
-    let credential = fcm_credential(&app, &format!("{url}/token")).await;
-    let (service, user, factor) = service_with(&app, "fcm", Some(&credential)).await;
-    let first = challenge(&app, &service, &user, &factor, "First").await;
+    // The backend side through twilio-python: Notify credential, Service update, challenges.
+    let account = json!({"type": "service_account", "project_id": "demo-project", "private_key": RSA_PEM,
+        "client_email": "push@demo-project.iam.gserviceaccount.com", "token_uri": format!("{url}/token")});
+    let account_file = write_temp("service-account.json", &account.to_string());
+    let credential = twilio_python(&app, &["credential", "fcm", account_file.to_str().unwrap()]).await;
+    let credential = credential["sid"].as_str().unwrap().to_owned();
+    let (service, user, factor) = service_with(&app, "fcm", None).await;
+    twilio_python(&app, &["use-credential", &service, "fcm", &credential]).await;
+    let created = twilio_python(&app, &["challenge", &service, &user, &factor, "First"]).await;
+    let first = created["sid"].as_str().unwrap().to_owned();
     let sent = wait_status(&app, &first, "sent").await;
     let second = challenge(&app, &service, &user, &factor, "Second").await;
     wait_status(&app, &second, "sent").await;
@@ -302,6 +325,7 @@ async fn fcm_sends_with_an_oauth_token_from_the_service_account(backend: Backend
     assert_eq!(body["message"]["data"]["challenge_sid"], first.as_str());
     assert_eq!(body["message"]["data"]["factor_sid"], factor.as_str());
     assert_eq!(body["message"]["data"]["message"], "First");
+    assert_eq!(body["message"]["android"]["priority"], "high");
     assert!(body["message"].get("notification").is_none(), "a data-only message");
 }
 

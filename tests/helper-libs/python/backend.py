@@ -6,6 +6,9 @@ drive a device (verify-push-client) against it. Prints one JSON object per call.
     backend.py challenges SERVICE IDENTITY FACTOR   -> {"pending": [...], "approved": [...], "denied": [...]}
     backend.py challenge-status SERVICE IDENTITY S  -> {"status", "date_responded"}
     backend.py factor SERVICE IDENTITY FACTOR       -> {"status", "notification_platform"}
+    backend.py credential apn CERT_FILE KEY_FILE    -> {"sid", "type", "sandbox"}   (Notify v1)
+    backend.py credential fcm SERVICE_ACCOUNT_FILE  -> {"sid", "type", "sandbox"}
+    backend.py use-credential SERVICE apn|fcm CR    -> {"push"}
 
 Environment: VERIFY_PUSH_URL, TWILIO_ACCOUNT_SID, TWILIO_AUTH_TOKEN.
 """
@@ -19,11 +22,13 @@ from twilio.rest import Client
 def client():
     c = Client(os.environ["TWILIO_ACCOUNT_SID"], os.environ["TWILIO_AUTH_TOKEN"])
     c.verify.base_url = os.environ["VERIFY_PUSH_URL"]
-    return c.verify.v2
+    c.notify.base_url = os.environ["VERIFY_PUSH_URL"]
+    return c
 
 
 def main(argv):
-    verify = client()
+    twilio = client()
+    verify = twilio.verify.v2
     command, args = argv[0], argv[1:]
     if command == "setup":
         (identity,) = args
@@ -51,6 +56,18 @@ def main(argv):
         service, identity, factor = args
         f = verify.services(service).entities(identity).factors(factor).fetch()
         out = {"status": f.status, "notification_platform": f.config.get("notification_platform")}
+    elif command == "credential":
+        kind, *files = args
+        texts = [open(f, encoding="utf-8").read() for f in files]
+        if kind == "apn":
+            cred = twilio.notify.v1.credentials.create(type="apn", certificate=texts[0], private_key=texts[1], sandbox=False)
+        else:
+            cred = twilio.notify.v1.credentials.create(type="fcm", secret=texts[0])
+        out = {"sid": cred.sid, "type": cred.type, "sandbox": cred.sandbox}
+    elif command == "use-credential":
+        service, kind, sid = args
+        options = {"push_apn_credential_sid": sid} if kind == "apn" else {"push_fcm_credential_sid": sid}
+        out = {"push": verify.services(service).update(**options).push}
     else:
         raise SystemExit(f"unknown command {command}")
     print(json.dumps(out))
