@@ -258,6 +258,43 @@ def emulator_paths() -> dict[str, Any]:
                 "responses": {"204": {"description": "Cleared."}, "default": error_response()},
             },
         },
+        "/_emulator/webhook-deliveries": {
+            "get": {
+                "tags": [EMULATOR_TAG],
+                "summary": "Every webhook delivery and its attempts.",
+                "description": (
+                    "One delivery per (event, webhook): the event's fields (see `emulator.webhook_event`), the "
+                    "outcome, and every attempt with its time, HTTP status, latency and error."
+                ),
+                "operationId": "ListEmulatorWebhookDelivery",
+                "parameters": [
+                    {"name": name, "in": "query", "required": False, "schema": {"type": "string"}, "description": text}
+                    for name, text in [
+                        ("ServiceSid", "Only deliveries of this Service."),
+                        ("WebhookSid", "Only deliveries to this Webhook."),
+                        ("EventType", "e.g. `challenge.approved`."),
+                        ("Outcome", "`pending`, `sending`, `retrying`, `delivered`, `failed` or `cancelled`."),
+                        ("PageSize", "1 to 1000, default 50."),
+                        ("PageToken", "From `meta.next_page_url` / `previous_page_url`."),
+                    ]
+                ],
+                "responses": {
+                    "200": {
+                        "description": "A page of deliveries.",
+                        "content": {
+                            "application/json": {"schema": {"$ref": "#/components/schemas/emulator.webhook_delivery_list"}}
+                        },
+                    },
+                    "default": error_response(),
+                },
+            },
+            "delete": {
+                "tags": [EMULATOR_TAG],
+                "summary": "Forget every webhook delivery of the account.",
+                "operationId": "DeleteEmulatorWebhookDelivery",
+                "responses": {"204": {"description": "Cleared."}, "default": error_response()},
+            },
+        },
         "/healthz": {
             "get": {
                 "tags": [EMULATOR_TAG],
@@ -315,7 +352,64 @@ def emulator_schemas() -> dict[str, Any]:
             "date_updated": {"type": "string", "format": "date-time"},
         },
     }
+    event_field = lambda text: {"type": "string", "description": text}  # noqa: E731
+    webhook_event = {
+        "type": "object",
+        "description": (
+            "The form-encoded POST body of a Verify Push webhook callback (our documented choice: Twilio's public "
+            "docs list only part of it). Signed with `X-Twilio-Signature` (HMAC-SHA1 keyed with the account's auth "
+            "token over the URL and the sorted parameters); `I-Twilio-Idempotency-Token` carries `uuid`, which "
+            "stays the same across retries. Absent values are omitted."
+        ),
+        "properties": {
+            "uuid": event_field("Unique per delivery (event × webhook); the same on every retry."),
+            "type": {"type": "string", "enum": ["factor.created", "factor.verified", "factor.deleted",
+                                                 "challenge.approved", "challenge.denied"]},
+            "account_sid": event_field("AC…"),
+            "service_sid": event_field("VA…"),
+            "entity_identity": event_field("The entity's identity."),
+            "factor_sid": event_field("YF…"),
+            "factor_type": event_field("`push`."),
+            "factor_friendly_name": event_field("The factor's friendly name."),
+            "challenge_sid": event_field("Challenge events: YC…"),
+            "challenge_details": event_field("Challenge events: the details object as JSON text."),
+            "challenge_hidden_details": event_field("Challenge events: the hidden details object as JSON text."),
+            "challenge_metadata": event_field("Webhook Version v2, challenge events: metadata as JSON text."),
+            "factor_metadata": event_field("Webhook Version v2: the factor's metadata as JSON text."),
+        },
+        "required": ["uuid", "type", "account_sid", "service_sid", "entity_identity", "factor_sid", "factor_type"],
+    }
+    delivery = {
+        "type": "object",
+        "properties": {
+            "uuid": {"type": "string"},
+            "account_sid": {"type": "string"},
+            "service_sid": {"type": "string"},
+            "webhook_sid": {"type": "string"},
+            "url": {"type": "string"},
+            "version": {"type": "string", "enum": ["v1", "v2"]},
+            "event_type": {"type": "string"},
+            "factor_sid": {"type": "string"},
+            "fields": {"$ref": "#/components/schemas/emulator.webhook_event"},
+            "outcome": {"type": "string", "enum": ["pending", "sending", "retrying", "delivered", "failed", "cancelled"]},
+            "attempts": {"type": "array", "items": attempt},
+            "max_attempts": {"type": "integer"},
+            "next_attempt_at": {"type": "string", "format": "date-time", "nullable": True},
+            "last_error": {"type": "string", "nullable": True},
+            "date_created": {"type": "string", "format": "date-time"},
+            "date_updated": {"type": "string", "format": "date-time"},
+        },
+    }
     return {
+        "emulator.webhook_event": webhook_event,
+        "emulator.webhook_delivery": delivery,
+        "emulator.webhook_delivery_list": {
+            "type": "object",
+            "properties": {
+                "webhook_deliveries": {"type": "array", "items": {"$ref": "#/components/schemas/emulator.webhook_delivery"}},
+                "meta": {"type": "object"},
+            },
+        },
         "emulator.push": push,
         "emulator.push_list": {
             "type": "object",

@@ -129,12 +129,38 @@ pub struct ServeArgs {
     /// Milliseconds between outbox polls (new pushes also wake the worker at once).
     #[arg(long, env = "VERIFY_PUSH_PUSH_POLL_MS", default_value_t = 1000)]
     pub push_poll_ms: u64,
+    /// Seconds one webhook delivery attempt may take.
+    #[arg(long, env = "VERIFY_PUSH_WEBHOOK_TIMEOUT", default_value_t = 10)]
+    pub webhook_timeout: u64,
+    /// Attempts per webhook delivery before it is marked failed.
+    #[arg(long, env = "VERIFY_PUSH_WEBHOOK_MAX_ATTEMPTS", default_value_t = 10)]
+    pub webhook_max_attempts: i64,
+    /// The longest wait between two delivery attempts, seconds (backoff doubles up to it).
+    #[arg(long, env = "VERIFY_PUSH_WEBHOOK_MAX_BACKOFF", default_value_t = 300)]
+    pub webhook_max_backoff: i64,
+    /// Webhook deliveries in flight at once.
+    #[arg(long, env = "VERIFY_PUSH_WEBHOOK_CONCURRENCY", default_value_t = 16)]
+    pub webhook_concurrency: i64,
+    /// Milliseconds between delivery-queue polls (new events also wake the worker at once).
+    #[arg(long, env = "VERIFY_PUSH_WEBHOOK_POLL_MS", default_value_t = 1000)]
+    pub webhook_poll_ms: u64,
     /// HTTP worker threads (default: one per core).
     #[arg(long, env = "VERIFY_PUSH_WORKERS")]
     pub workers: Option<usize>,
 }
 
 impl ServeArgs {
+    /// The webhook delivery settings.
+    pub fn webhooks(&self) -> crate::webhooks::WebhookSettings {
+        crate::webhooks::WebhookSettings {
+            timeout: std::time::Duration::from_secs(self.webhook_timeout.max(1)),
+            max_attempts: self.webhook_max_attempts.max(1),
+            max_backoff: self.webhook_max_backoff.max(1),
+            poll_interval: std::time::Duration::from_millis(self.webhook_poll_ms.max(10)),
+            concurrency: self.webhook_concurrency.clamp(1, 256),
+        }
+    }
+
     /// The push delivery settings.
     pub fn push(&self) -> anyhow::Result<crate::push::PushSettings> {
         let extra_ca_pem = match &self.push_ca_cert {
@@ -192,6 +218,11 @@ impl ServeArgs {
             push_max_attempts: 8,
             push_timeout: 10,
             push_poll_ms: 1000,
+            webhook_timeout: 10,
+            webhook_max_attempts: 10,
+            webhook_max_backoff: 300,
+            webhook_concurrency: 16,
+            webhook_poll_ms: 1000,
             workers: None,
         }
     }

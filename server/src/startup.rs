@@ -20,9 +20,9 @@ use crate::config::ServeArgs;
 use crate::crypto::access_token::TokenKey;
 use crate::crypto::secretbox::SecretBox;
 use crate::error::ApiError;
-use crate::push;
 use crate::store::Store;
 use crate::workers::sweeper;
+use crate::{push, webhooks};
 
 /// A bound, ready server.
 pub struct Application {
@@ -31,6 +31,7 @@ pub struct Application {
     state: web::Data<AppState>,
     sweeper: tokio::task::JoinHandle<()>,
     pusher: tokio::task::JoinHandle<()>,
+    webhook_worker: tokio::task::JoinHandle<()>,
     /// The account generated on first start, if this start made one.
     pub generated_account: Option<GeneratedAccount>,
     /// The local CA of `--tls-self-signed`, if used.
@@ -50,6 +51,8 @@ impl Application {
             Arc::new(SecretBox::new(&stored_key(&store, CREDENTIALS_KEY_NAME, args.credentials_key.as_deref()).await?));
         let push = args.push()?;
         let push_wake = Arc::new(tokio::sync::Notify::new());
+        let webhook_settings = args.webhooks();
+        let webhook_wake = Arc::new(tokio::sync::Notify::new());
 
         let tls = args.tls().map(|source| crate::tls::server_config(&source)).transpose()?;
         let listener = TcpListener::bind(&args.bind).with_context(|| format!("cannot listen on {}", args.bind))?;
@@ -66,6 +69,8 @@ impl Application {
             secrets: secrets.clone(),
             push: push.clone(),
             push_wake: push_wake.clone(),
+            webhooks: webhook_settings.clone(),
+            webhook_wake: webhook_wake.clone(),
         });
 
         let app_state = state.clone();
@@ -96,6 +101,8 @@ impl Application {
 
         let sender = Arc::new(push::worker::Sender::new(push, store.clone(), secrets));
         let pusher = tokio::spawn(push::worker::run(sender, store.clone(), clock.clone(), push_wake));
+        let deliverer = Arc::new(webhooks::worker::Deliverer::new(webhook_settings, store.clone())?);
+        let webhook_worker = tokio::spawn(webhooks::worker::run(deliverer, store.clone(), clock.clone(), webhook_wake));
         let sweeper = tokio::spawn(sweeper::run(
             store,
             clock,
@@ -103,7 +110,16 @@ impl Application {
             args.unverified_factor_ttl,
         ));
         tracing::info!(%address, %public_url, database = state.store.backend().name(), "verify-push-server listening");
-        Ok(Application { port: address.port(), server, state, sweeper, pusher, generated_account, self_signed })
+        Ok(Application {
+            port: address.port(),
+            server,
+            state,
+            sweeper,
+            pusher,
+            webhook_worker,
+            generated_account,
+            self_signed,
+        })
     }
 
     pub fn port(&self) -> u16 {
@@ -130,6 +146,7 @@ impl Application {
         let result = self.server.await;
         self.sweeper.abort();
         self.pusher.abort();
+        self.webhook_worker.abort();
         self.state.store.close().await;
         tracing::info!("verify-push-server stopped");
         result

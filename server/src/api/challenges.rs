@@ -253,12 +253,15 @@ pub async fn update_challenge(
     let now = state.clock.now();
     check_answerable(&challenge, now)?;
     let status = verified_answer(&state, &challenge, &factor, payload, now)?;
-    if !state.store.respond_challenge(challenge.id, status, metadata.as_deref(), now).await? {
+    let kind = if status == "approved" { "challenge.approved" } else { "challenge.denied" };
+    let event = crate::webhooks::challenge_event(kind, &factor, &challenge, metadata.as_deref(), &state.webhooks, now);
+    if !state.store.respond_challenge(challenge.id, status, metadata.as_deref(), now, &event).await? {
         // Answered or expired between the read and the write.
         let current = challenge_for(&state, &caller, &path).await?;
         check_answerable(&current, now)?;
         return Err(ApiError::ChallengeResponded);
     }
+    state.webhook_wake.notify_one();
     let updated = challenge_for(&state, &caller, &path).await?;
     Ok(challenge_response(&state, &updated, now))
 }

@@ -1,7 +1,11 @@
-//! Emulator-only inspection: `GET /_emulator/pushes` lists every push of the account — sent or,
-//! in record mode, only recorded — with its exact payload, target, headers, attempts and
-//! outcome; filters `ServiceSid`, `FactorSid`, `ChallengeSid`, `Platform`, `Status`.
-//! `DELETE` clears them. Account credentials required.
+//! Emulator-only inspection, account credentials required:
+//! - `GET /_emulator/pushes` lists every push of the account — sent or, in record mode, only
+//!   recorded — with its exact payload, target, headers, attempts and outcome; filters
+//!   `ServiceSid`, `FactorSid`, `ChallengeSid`, `Platform`, `Status`.
+//! - `GET /_emulator/webhook-deliveries` lists every webhook delivery with its fields and
+//!   attempts; filters `ServiceSid`, `WebhookSid`, `EventType`, `Outcome`.
+//!
+//! `DELETE` on either clears them.
 
 use actix_web::HttpResponse;
 use serde::Serialize;
@@ -13,6 +17,7 @@ use super::State;
 use crate::domain::dates;
 use crate::error::ApiResult;
 use crate::push::apns_headers;
+use crate::store::deliveries::DeliveryFilter;
 use crate::store::pushes::{AttemptRow, PushFilter, PushRow};
 
 #[derive(Serialize)]
@@ -129,5 +134,99 @@ pub async fn list_pushes(auth: AccountAuth, state: State, Query(q): Query) -> Ap
 
 pub async fn delete_pushes(auth: AccountAuth, state: State) -> ApiResult<HttpResponse> {
     state.store.delete_pushes(&auth.account_sid).await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+#[derive(Serialize)]
+struct DeliveryBody<'a> {
+    uuid: &'a str,
+    account_sid: &'a str,
+    service_sid: &'a str,
+    webhook_sid: &'a str,
+    url: &'a str,
+    version: &'a str,
+    event_type: &'a str,
+    factor_sid: &'a str,
+    /// The event's fields (the v2 set; v1 webhooks receive them without the v2-only ones).
+    fields: serde_json::Value,
+    /// `pending`, `sending`, `retrying`, `delivered`, `failed` or `cancelled`.
+    outcome: &'a str,
+    attempts: Vec<AttemptBody<'a>>,
+    max_attempts: i64,
+    next_attempt_at: Option<String>,
+    last_error: Option<&'a str>,
+    date_created: String,
+    date_updated: String,
+}
+
+pub async fn list_webhook_deliveries(auth: AccountAuth, state: State, Query(q): Query) -> ApiResult<HttpResponse> {
+    let mut filter = DeliveryFilter::default();
+    let mut echoed = Vec::new();
+    for (name, slot) in [
+        ("ServiceSid", &mut filter.service_sid),
+        ("WebhookSid", &mut filter.webhook_sid),
+        ("EventType", &mut filter.event_type),
+    ] {
+        if let Some(value) = q.get(name) {
+            *slot = Some(value.to_owned());
+            echoed.push((name, value.to_owned()));
+        }
+    }
+    if let Some(outcome) =
+        q.one_of("Outcome", &["pending", "sending", "retrying", "delivered", "failed", "cancelled"])?
+    {
+        filter.status = Some(outcome.to_owned());
+        echoed.push(("Outcome", outcome.to_owned()));
+    }
+    let request = PageRequest::from_query(&q, false)?;
+    let page = state.store.list_deliveries(&auth.account_sid, &filter, &request.window).await?;
+    let ids: Vec<i64> = page.rows.iter().map(|d| d.id).collect();
+    let attempts = state.store.delivery_attempts(&ids).await?;
+    let url = state.urls.absolute("/_emulator/webhook-deliveries");
+    Ok(list_response(
+        "webhook_deliveries",
+        &url,
+        &echoed,
+        &request,
+        page,
+        |d| d.id,
+        |d| {
+            let waiting = matches!(d.status.as_str(), "pending" | "retrying");
+            serde_json::to_value(DeliveryBody {
+                uuid: &d.uuid,
+                account_sid: &d.account_sid,
+                service_sid: &d.service_sid,
+                webhook_sid: &d.webhook_sid,
+                url: &d.url,
+                version: &d.version,
+                event_type: &d.event_type,
+                factor_sid: &d.factor_sid,
+                fields: serde_json::from_str(&d.fields).unwrap_or_default(),
+                outcome: &d.status,
+                attempts: attempts
+                    .iter()
+                    .filter(|a| a.delivery_id == d.id)
+                    .map(|a| AttemptBody {
+                        attempt: a.attempt,
+                        at: dates::format(a.at),
+                        http_status: a.http_status,
+                        outcome: &a.outcome,
+                        error: a.error.as_deref(),
+                        latency_ms: a.latency_ms,
+                    })
+                    .collect(),
+                max_attempts: d.max_attempts,
+                next_attempt_at: waiting.then(|| dates::format(d.next_attempt_at)),
+                last_error: d.last_error.as_deref(),
+                date_created: dates::format(d.date_created),
+                date_updated: dates::format(d.date_updated),
+            })
+            .unwrap_or_default()
+        },
+    ))
+}
+
+pub async fn delete_webhook_deliveries(auth: AccountAuth, state: State) -> ApiResult<HttpResponse> {
+    state.store.delete_deliveries(&auth.account_sid).await?;
     Ok(HttpResponse::NoContent().finish())
 }

@@ -26,6 +26,7 @@ use crate::error::{ApiError, ApiResult};
 use crate::store::entities::EntityRow;
 use crate::store::factors::{FactorCreated, FactorRow};
 use crate::store::services::ServiceRow;
+use crate::webhooks;
 
 #[derive(Serialize)]
 struct FactorBody {
@@ -170,8 +171,12 @@ pub async fn create_push_factor(
         date_created: now,
         date_updated: now,
     };
-    match state.store.create_factor(&entity, factor, MAX_PUSH_FACTORS_PER_ENTITY).await? {
-        FactorCreated::Created(row) => Ok(*row),
+    let event = webhooks::factor_event("factor.created", &factor, &state.webhooks, now);
+    match state.store.create_factor(&entity, factor, MAX_PUSH_FACTORS_PER_ENTITY, &event).await? {
+        FactorCreated::Created(row) => {
+            state.webhook_wake.notify_one();
+            Ok(*row)
+        }
         FactorCreated::LimitReached => Err(ApiError::FactorLimit(20)),
         FactorCreated::DuplicateBinding => Err(ApiError::FactorExists),
     }
@@ -261,14 +266,23 @@ pub async fn update_factor(
     Form(p): Form,
 ) -> ApiResult<HttpResponse> {
     let mut factor = factor_for(&state, &caller, &path).await?;
-    apply_factor_update(&mut factor, &p, state.clock.now())?;
-    state.store.update_factor(&factor).await?;
+    let was_verified = factor.status == "verified";
+    let now = state.clock.now();
+    apply_factor_update(&mut factor, &p, now)?;
+    let event = (!was_verified && factor.status == "verified")
+        .then(|| webhooks::factor_event("factor.verified", &factor, &state.webhooks, now));
+    state.store.update_factor(&factor, event.as_ref()).await?;
+    if event.is_some() {
+        state.webhook_wake.notify_one();
+    }
     Ok(HttpResponse::Ok().json(render(&state, &factor)))
 }
 
 pub async fn delete_factor(caller: Caller, state: State, path: web::Path<EntityItemPath>) -> ApiResult<HttpResponse> {
     let factor = factor_for(&state, &caller, &path).await?;
-    state.store.delete_factor(factor.id).await?;
+    let event = webhooks::factor_event("factor.deleted", &factor, &state.webhooks, state.clock.now());
+    state.store.delete_factor(factor.id, &event).await?;
+    state.webhook_wake.notify_one();
     Ok(HttpResponse::NoContent().finish())
 }
 

@@ -46,6 +46,9 @@ pub struct AppState {
     pub push: crate::push::PushSettings,
     /// Wakes the push worker when a push is enqueued.
     pub push_wake: std::sync::Arc<tokio::sync::Notify>,
+    pub webhooks: crate::webhooks::WebhookSettings,
+    /// Wakes the webhook worker when an event is recorded.
+    pub webhook_wake: std::sync::Arc<tokio::sync::Notify>,
 }
 
 pub type State = web::Data<AppState>;
@@ -124,6 +127,10 @@ routes! {
         DELETE => credentials::delete_credential,
     },
     "/_emulator/pushes" => { GET => emulator::list_pushes, DELETE => emulator::delete_pushes },
+    "/_emulator/webhook-deliveries" => {
+        GET => emulator::list_webhook_deliveries,
+        DELETE => emulator::delete_webhook_deliveries,
+    },
 }
 
 async fn method_not_allowed(req: HttpRequest) -> ApiResult<actix_web::HttpResponse> {

@@ -15,7 +15,6 @@ use super::secrets::Secret;
 use super::{apns, fcm, http_client, Delivery, PushSettings};
 use crate::clock::SharedClock;
 use crate::crypto::secretbox::SecretBox;
-use crate::domain::sid::random_bytes;
 use crate::store::credentials::CredentialRow;
 use crate::store::pushes::{AttemptOutcome, PushRow};
 use crate::store::Store;
@@ -139,7 +138,7 @@ impl Sender {
                 AttemptOutcome { http_status: Some(status.into()), outcome: "sent", error: None, latency_ms },
             ),
             Delivery::Retry { status, error } if attempts < push.max_attempts => {
-                let next = now + backoff(attempts);
+                let next = now + crate::workers::backoff(attempts, MAX_BACKOFF_SECS);
                 let status_name = if next < push.expires_at { "retrying" } else { "failed" };
                 (
                     status_name,
@@ -170,16 +169,6 @@ impl Sender {
     }
 }
 
-/// Seconds before attempt `n + 1`: 2^n, at most five minutes, with ±25 % jitter.
-fn backoff(attempts: i64) -> i64 {
-    let base = 1i64
-        .checked_shl(u32::try_from(attempts.clamp(0, 20)).unwrap_or(20))
-        .unwrap_or(MAX_BACKOFF_SECS)
-        .min(MAX_BACKOFF_SECS);
-    let jitter = i64::from(random_bytes::<1>()[0]) * base / 510; // 0 ..= base/2
-    (base - base / 4 + jitter).max(1)
-}
-
 /// Claims and sends due pushes until the task is aborted. `wake` shortens the wait when a push
 /// is enqueued.
 pub async fn run(sender: Arc<Sender>, store: Store, clock: SharedClock, wake: Arc<Notify>) {
@@ -195,31 +184,16 @@ pub async fn run(sender: Arc<Sender>, store: Store, clock: SharedClock, wake: Ar
                 Vec::new()
             }
         };
-        let full = claimed.len() as i64 == BATCH;
+        let idle = claimed.is_empty();
         let results = join_all(claimed.into_iter().map(|push| sender.process(push, now))).await;
         for error in results.into_iter().filter_map(Result::err) {
             tracing::warn!(error = %error, "push worker: cannot record an attempt; the lease will bring it back");
         }
-        if !full {
+        if idle {
             tokio::select! {
                 () = wake.notified() => {}
                 () = tokio::time::sleep(sender.settings.poll_interval) => {}
             }
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::backoff;
-
-    #[test]
-    fn backoff_doubles_with_jitter_and_is_capped() {
-        for attempts in 1..=12 {
-            let base = (1i64 << attempts).min(300);
-            let b = backoff(attempts);
-            assert!(b >= base - base / 4 && b <= base + base / 4 + 1, "{attempts}: {b}");
-        }
-        assert!(backoff(40) <= 376);
     }
 }

@@ -3,6 +3,7 @@
 //! A pending Challenge past its `expiration_date` *is* expired, whether or not the sweeper has
 //! written that yet: reads and list filters treat it so.
 
+use super::deliveries::{record_event, NewEvent};
 use super::{on_pool, Arg, Page, Sql, Store, Window};
 
 #[derive(Debug, Clone, sqlx::FromRow)]
@@ -99,9 +100,11 @@ impl Store {
         status: &str,
         metadata: Option<&str>,
         now: i64,
+        event: &NewEvent,
     ) -> Result<bool, sqlx::Error> {
         on_pool!(self, write, |pool| {
-            sqlx::query(
+            let mut tx = pool.begin().await?;
+            let updated = sqlx::query(
                 "UPDATE challenges SET status = $2, metadata = COALESCE($3, metadata), date_responded = $4, \
                  date_updated = $4 WHERE id = $1 AND status = 'pending' AND expiration_date > $4",
             )
@@ -109,9 +112,15 @@ impl Store {
             .bind(status)
             .bind(metadata)
             .bind(now)
-            .execute(pool)
-            .await
-            .map(|r| r.rows_affected() == 1)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected()
+                == 1;
+            if updated {
+                record_event!(tx, event);
+            }
+            tx.commit().await?;
+            Ok(updated)
         })
     }
 

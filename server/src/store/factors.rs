@@ -1,5 +1,6 @@
 //! Factors: a device key (push) bound to an Entity.
 
+use super::deliveries::{record_event, NewEvent};
 use super::entities::EntityRow;
 use super::{on_pool, Arg, Page, Sql, Store, Window};
 
@@ -50,6 +51,7 @@ impl Store {
         entity: &EntityRow,
         mut factor: FactorRow,
         max_per_type: i64,
+        event: &NewEvent,
     ) -> Result<FactorCreated, sqlx::Error> {
         let select_entity = "SELECT id, sid, service_id, account_sid, service_sid, identity, date_created, \
              date_updated FROM entities WHERE service_id = $1 AND identity = $2";
@@ -116,6 +118,7 @@ impl Store {
                 .bind(factor.date_updated)
                 .fetch_one(&mut *tx)
                 .await?;
+            record_event!(tx, event);
             tx.commit().await?;
             Ok(FactorCreated::Created(Box::new(factor)))
         })
@@ -152,9 +155,11 @@ impl Store {
         })
     }
 
-    /// Writes the mutable fields of a Factor (name, status, config, metadata, date_updated).
-    pub async fn update_factor(&self, f: &FactorRow) -> Result<(), sqlx::Error> {
+    /// Writes the mutable fields of a Factor (name, status, config, metadata, date_updated), with
+    /// the event the change causes, if any.
+    pub async fn update_factor(&self, f: &FactorRow, event: Option<&NewEvent>) -> Result<(), sqlx::Error> {
         on_pool!(self, write, |pool| {
+            let mut tx = pool.begin().await?;
             sqlx::query(
                 "UPDATE factors SET friendly_name = $2, status = $3, config = $4, metadata = $5, \
                  date_updated = $6 WHERE id = $1",
@@ -165,16 +170,27 @@ impl Store {
             .bind(&f.config)
             .bind(&f.metadata)
             .bind(f.date_updated)
-            .execute(pool)
-            .await
-            .map(|_| ())
+            .execute(&mut *tx)
+            .await?;
+            if let Some(event) = event {
+                record_event!(tx, event);
+            }
+            tx.commit().await
         })
     }
 
-    /// Deletes a Factor and its Challenges. False when there was none.
-    pub async fn delete_factor(&self, id: i64) -> Result<bool, sqlx::Error> {
+    /// Deletes a Factor and its Challenges, recording `event` when it existed. False when there
+    /// was none.
+    pub async fn delete_factor(&self, id: i64, event: &NewEvent) -> Result<bool, sqlx::Error> {
         on_pool!(self, write, |pool| {
-            sqlx::query("DELETE FROM factors WHERE id = $1").bind(id).execute(pool).await.map(|r| r.rows_affected() > 0)
+            let mut tx = pool.begin().await?;
+            let deleted =
+                sqlx::query("DELETE FROM factors WHERE id = $1").bind(id).execute(&mut *tx).await?.rows_affected() > 0;
+            if deleted {
+                record_event!(tx, event);
+            }
+            tx.commit().await?;
+            Ok(deleted)
         })
     }
 

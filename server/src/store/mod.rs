@@ -12,6 +12,7 @@
 pub mod accounts;
 pub mod challenges;
 pub mod credentials;
+pub mod deliveries;
 pub mod entities;
 pub mod factors;
 pub mod pushes;
