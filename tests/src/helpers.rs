@@ -172,6 +172,7 @@ async fn spawn_app_configured(backend: Backend, database_url: &str, tweak: impl 
     args.workers = Some(1);
     args.sweep_interval = 3600;
     args.push_poll_ms = 50;
+    args.webhook_poll_ms = 50;
     tweak(&mut args);
 
     let clock = ManualClock::new(time::OffsetDateTime::now_utc().unix_timestamp());

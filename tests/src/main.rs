@@ -17,4 +17,5 @@ mod helper_libs;
 mod paging;
 mod push;
 mod services;
+mod webhook_delivery;
 mod webhooks;

@@ -1,0 +1,201 @@
+//! Webhooks are at-least-once across a crash: with the receiver down, 1,000 challenge approvals,
+//! then `kill -9` and a restart, then the receiver up — all 1,000 `challenge.approved` events
+//! arrive.
+#![expect(clippy::unwrap_used, reason = "tests fail loudly by design")]
+
+#[path = "../../tests/src/fakes.rs"]
+#[expect(dead_code, reason = "shared with the e2e crate, which uses all of it")]
+mod fakes;
+
+use std::collections::HashSet;
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::Duration;
+
+use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+use base64::Engine;
+use futures_util::future::join_all;
+use p256::ecdsa::signature::Signer;
+use p256::ecdsa::{DerSignature, Signature, SigningKey};
+use p256::pkcs8::EncodePublicKey;
+use serde_json::Value;
+
+const ACCOUNT: &str = "AC00000000000000000000000000000008";
+const TOKEN: &str = "webhook-crash-auth-token";
+const APPROVALS: usize = 1000;
+const FACTORS: usize = 10;
+
+struct Server {
+    child: Child,
+    url: String,
+}
+
+impl Server {
+    fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+async fn start(db: &str, port: u16) -> Server {
+    let child = Command::new(env!("CARGO_BIN_EXE_verify-push-server"))
+        .env("VERIFY_PUSH_BIND", format!("127.0.0.1:{port}"))
+        .env("VERIFY_PUSH_DATABASE_URL", db)
+        .env("VERIFY_PUSH_ACCOUNT_SID", ACCOUNT)
+        .env("VERIFY_PUSH_AUTH_TOKEN", TOKEN)
+        .env("VERIFY_PUSH_WEBHOOK_POLL_MS", "50")
+        .env("VERIFY_PUSH_WEBHOOK_TIMEOUT", "1")
+        .env("VERIFY_PUSH_WEBHOOK_MAX_BACKOFF", "1")
+        .env("VERIFY_PUSH_WEBHOOK_MAX_ATTEMPTS", "100000")
+        .env("RUST_LOG", "error")
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut server = Server { child, url: format!("http://127.0.0.1:{port}") };
+    for _ in 0..400 {
+        if reqwest::get(format!("{}/healthz", server.url)).await.is_ok_and(|r| r.status() == 200) {
+            return server;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    server.kill();
+    panic!("the server did not start");
+}
+
+async fn call(
+    http: &reqwest::Client,
+    method: reqwest::Method,
+    url: &str,
+    form: &[(&str, &str)],
+) -> (Value, Option<String>) {
+    let response = http.request(method, url).basic_auth(ACCOUNT, Some(TOKEN)).form(form).send().await.unwrap();
+    assert!(response.status().is_success(), "{url}: {}", response.status());
+    let fields = response.headers().get("twilio-verify-signature-fields").map(|v| v.to_str().unwrap().to_owned());
+    (response.json().await.unwrap(), fields)
+}
+
+/// Creates a challenge for `factor` and approves it with the factor's key; returns its SID.
+async fn create_and_approve(http: &reqwest::Client, entity: &str, factor: &str, key: &SigningKey) -> String {
+    let (created, _) = call(
+        http,
+        reqwest::Method::POST,
+        &format!("{entity}/Challenges"),
+        &[("FactorSid", factor), ("Details.Message", "crash")],
+    )
+    .await;
+    let sid = created["sid"].as_str().unwrap().to_owned();
+    let url = format!("{entity}/Challenges/{sid}");
+    let (challenge, fields) = call(http, reqwest::Method::GET, &url, &[]).await;
+    let mut payload = serde_json::Map::new();
+    for field in fields.unwrap().split(',') {
+        payload.insert(field.to_owned(), challenge[field].clone());
+    }
+    payload.insert("status".into(), "approved".into());
+    let input = format!(
+        "{}.{}",
+        URL_SAFE_NO_PAD.encode(r#"{"alg":"ES256","typ":"JWT"}"#),
+        URL_SAFE_NO_PAD.encode(Value::Object(payload).to_string())
+    );
+    let signature: Signature = key.sign(input.as_bytes());
+    let answer = format!("{input}.{}", URL_SAFE_NO_PAD.encode(signature.to_bytes()));
+    let (answered, _) = call(http, reqwest::Method::POST, &url, &[("AuthPayload", &answer)]).await;
+    assert_eq!(answered["status"], "approved");
+    sid
+}
+
+#[tokio::test]
+async fn every_approval_is_delivered_across_a_kill_9_while_the_receiver_was_down() {
+    let dir = std::env::temp_dir().join(format!("vps-webhook-crash-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let db = format!("sqlite://{}", dir.join("db.sqlite").display());
+    let (port, receiver_port) = (free_port(), free_port());
+    let mut server = start(&db, port).await;
+    let http = reqwest::Client::new();
+    let base = server.url.clone();
+
+    let (service, _) =
+        call(&http, reqwest::Method::POST, &format!("{base}/v2/Services"), &[("FriendlyName", "Crash")]).await;
+    let service = service["sid"].as_str().unwrap().to_owned();
+    let hook = format!("http://127.0.0.1:{receiver_port}/hook");
+    call(
+        &http,
+        reqwest::Method::POST,
+        &format!("{base}/v2/Services/{service}/Webhooks"),
+        &[("FriendlyName", "h"), ("EventTypes", "challenge.approved"), ("WebhookUrl", &hook)],
+    )
+    .await;
+
+    let entity = format!("{base}/v2/Services/{service}/Entities/user-webhook-crash");
+    let mut factors = Vec::new();
+    for i in 0..FACTORS {
+        let key = SigningKey::from_slice(&[u8::try_from(i).unwrap() + 20; 32]).unwrap();
+        let public = STANDARD.encode(key.verifying_key().to_public_key_der().unwrap().as_bytes());
+        let (factor, _) = call(
+            &http,
+            reqwest::Method::POST,
+            &format!("{entity}/Factors"),
+            &[
+                ("FriendlyName", "phone"),
+                ("FactorType", "push"),
+                ("Binding.Alg", "ES256"),
+                ("Binding.PublicKey", &public),
+                ("Config.SdkVersion", "0.9.0"),
+                ("Config.AppId", "com.example"),
+                ("Config.NotificationPlatform", "none"),
+            ],
+        )
+        .await;
+        let sid = factor["sid"].as_str().unwrap().to_owned();
+        let proof: DerSignature = key.sign(sid.as_bytes());
+        call(
+            &http,
+            reqwest::Method::POST,
+            &format!("{entity}/Factors/{sid}"),
+            &[("AuthPayload", &STANDARD.encode(proof.as_bytes()))],
+        )
+        .await;
+        factors.push((sid, key));
+    }
+
+    let mut approved = HashSet::new();
+    for chunk in (0..APPROVALS).collect::<Vec<_>>().chunks(20) {
+        let batch = chunk.iter().map(|i| {
+            let (factor, key) = &factors[i % FACTORS];
+            create_and_approve(&http, &entity, factor, key)
+        });
+        approved.extend(join_all(batch).await);
+    }
+    assert_eq!(approved.len(), APPROVALS);
+    server.kill(); // SIGKILL, with deliveries queued and some mid-attempt.
+
+    let answers: fakes::Responder = Arc::new(|_| (200, "{}".to_owned()));
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", receiver_port)).await.unwrap();
+    let receiver = fakes::Fake::start(listener, None, answers).await;
+    let _server = start(&db, port).await;
+    let mut delivered = HashSet::new();
+    for _ in 0..2400 {
+        delivered = receiver
+            .log
+            .all()
+            .iter()
+            .filter_map(|r| r.body.split('&').find_map(|p| p.strip_prefix("challenge_sid=")).map(str::to_owned))
+            .collect();
+        if delivered.len() >= APPROVALS {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(delivered, approved, "every approval's event arrived");
+    let _ = std::fs::remove_dir_all(&dir);
+}
