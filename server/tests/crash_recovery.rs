@@ -3,11 +3,8 @@
 //! a restart once the receiver is up.
 #![expect(clippy::unwrap_used, reason = "tests fail loudly by design")]
 
-#[path = "../../tests/src/fakes.rs"]
-#[expect(dead_code, reason = "shared with the e2e crate, which uses all of it")]
-mod fakes;
+mod support;
 
-use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -15,71 +12,28 @@ use base64::Engine;
 use p256::ecdsa::signature::Signer;
 use p256::ecdsa::{DerSignature, SigningKey};
 use p256::pkcs8::EncodePublicKey;
+use reqwest::Method;
 use serde_json::{json, Value};
+use support::{call, fakes, free_port, temp_db, Server};
 
-const ACCOUNT: &str = "AC00000000000000000000000000000007";
-const TOKEN: &str = "crash-test-auth-token";
 const RSA_PEM: &str = include_str!("../../tests/fixtures/fcm-service-account-key.pem");
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
-
-struct Server {
-    child: Child,
-    url: String,
-}
-
-impl Server {
-    /// SIGKILL: no shutdown, no flush.
-    fn kill(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        self.kill();
-    }
-}
-
 async fn start(db: &str, port: u16, fcm: &str) -> Server {
-    let child = Command::new(env!("CARGO_BIN_EXE_verify-push-server"))
-        .env("VERIFY_PUSH_BIND", format!("127.0.0.1:{port}"))
-        .env("VERIFY_PUSH_DATABASE_URL", db)
-        .env("VERIFY_PUSH_ACCOUNT_SID", ACCOUNT)
-        .env("VERIFY_PUSH_AUTH_TOKEN", TOKEN)
-        .env("VERIFY_PUSH_FCM_URL", fcm)
-        .env("VERIFY_PUSH_PUSH_POLL_MS", "50")
-        .env("VERIFY_PUSH_PUSH_TIMEOUT", "2")
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut server = Server { child, url: format!("http://127.0.0.1:{port}") };
-    for _ in 0..200 {
-        if reqwest::get(format!("{}/healthz", server.url)).await.is_ok_and(|r| r.status() == 200) {
-            return server;
-        }
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
-    server.kill();
-    panic!("the server did not start");
+    Server::start(
+        db,
+        port,
+        &[("VERIFY_PUSH_FCM_URL", fcm), ("VERIFY_PUSH_PUSH_POLL_MS", "50"), ("VERIFY_PUSH_PUSH_TIMEOUT", "2")],
+    )
+    .await
 }
 
 async fn post(url: &str, form: &[(&str, &str)]) -> Value {
-    let response = reqwest::Client::new().post(url).basic_auth(ACCOUNT, Some(TOKEN)).form(form).send().await.unwrap();
-    assert!(response.status().is_success(), "{url}: {}", response.status());
-    response.json().await.unwrap()
+    call(&reqwest::Client::new(), Method::POST, url, form).await.0
 }
 
 #[tokio::test]
 async fn a_push_queued_before_kill_9_is_delivered_after_restart() {
-    let dir = std::env::temp_dir().join(format!("vps-crash-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    let db = format!("sqlite://{}", dir.join("db.sqlite").display());
+    let (dir, db) = temp_db("crash");
     let (port, fcm_port) = (free_port(), free_port());
     let fcm = format!("http://127.0.0.1:{fcm_port}");
     let mut server = start(&db, port, &fcm).await;

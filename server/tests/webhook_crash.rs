@@ -3,12 +3,9 @@
 //! arrive.
 #![expect(clippy::unwrap_used, reason = "tests fail loudly by design")]
 
-#[path = "../../tests/src/fakes.rs"]
-#[expect(dead_code, reason = "shared with the e2e crate, which uses all of it")]
-mod fakes;
+mod support;
 
 use std::collections::HashSet;
-use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -19,69 +16,19 @@ use p256::ecdsa::signature::Signer;
 use p256::ecdsa::{DerSignature, Signature, SigningKey};
 use p256::pkcs8::EncodePublicKey;
 use serde_json::Value;
+use support::{call, fakes, free_port, temp_db, Server};
 
-const ACCOUNT: &str = "AC00000000000000000000000000000008";
-const TOKEN: &str = "webhook-crash-auth-token";
 const APPROVALS: usize = 1000;
 const FACTORS: usize = 10;
 
-struct Server {
-    child: Child,
-    url: String,
-}
-
-impl Server {
-    fn kill(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        self.kill();
-    }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
-
 async fn start(db: &str, port: u16) -> Server {
-    let child = Command::new(env!("CARGO_BIN_EXE_verify-push-server"))
-        .env("VERIFY_PUSH_BIND", format!("127.0.0.1:{port}"))
-        .env("VERIFY_PUSH_DATABASE_URL", db)
-        .env("VERIFY_PUSH_ACCOUNT_SID", ACCOUNT)
-        .env("VERIFY_PUSH_AUTH_TOKEN", TOKEN)
-        .env("VERIFY_PUSH_WEBHOOK_POLL_MS", "50")
-        .env("VERIFY_PUSH_WEBHOOK_TIMEOUT", "1")
-        .env("VERIFY_PUSH_WEBHOOK_MAX_BACKOFF", "1")
-        .env("VERIFY_PUSH_WEBHOOK_MAX_ATTEMPTS", "100000")
-        .env("RUST_LOG", "error")
-        .stdout(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut server = Server { child, url: format!("http://127.0.0.1:{port}") };
-    for _ in 0..400 {
-        if reqwest::get(format!("{}/healthz", server.url)).await.is_ok_and(|r| r.status() == 200) {
-            return server;
-        }
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
-    server.kill();
-    panic!("the server did not start");
-}
-
-async fn call(
-    http: &reqwest::Client,
-    method: reqwest::Method,
-    url: &str,
-    form: &[(&str, &str)],
-) -> (Value, Option<String>) {
-    let response = http.request(method, url).basic_auth(ACCOUNT, Some(TOKEN)).form(form).send().await.unwrap();
-    assert!(response.status().is_success(), "{url}: {}", response.status());
-    let fields = response.headers().get("twilio-verify-signature-fields").map(|v| v.to_str().unwrap().to_owned());
-    (response.json().await.unwrap(), fields)
+    let env = [
+        ("VERIFY_PUSH_WEBHOOK_POLL_MS", "50"),
+        ("VERIFY_PUSH_WEBHOOK_TIMEOUT", "1"),
+        ("VERIFY_PUSH_WEBHOOK_MAX_BACKOFF", "1"),
+        ("VERIFY_PUSH_WEBHOOK_MAX_ATTEMPTS", "100000"),
+    ];
+    Server::start(db, port, &env).await
 }
 
 /// Creates a challenge for `factor` and approves it with the factor's key; returns its SID.
@@ -115,10 +62,7 @@ async fn create_and_approve(http: &reqwest::Client, entity: &str, factor: &str, 
 
 #[tokio::test]
 async fn every_approval_is_delivered_across_a_kill_9_while_the_receiver_was_down() {
-    let dir = std::env::temp_dir().join(format!("vps-webhook-crash-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    let db = format!("sqlite://{}", dir.join("db.sqlite").display());
+    let (dir, db) = temp_db("webhook-crash");
     let (port, receiver_port) = (free_port(), free_port());
     let mut server = start(&db, port).await;
     let http = reqwest::Client::new();

@@ -18,7 +18,8 @@ use crate::domain::dates;
 use crate::error::ApiResult;
 use crate::push::apns_headers;
 use crate::store::deliveries::DeliveryFilter;
-use crate::store::pushes::{AttemptRow, PushFilter, PushRow};
+use crate::store::outbox::{AttemptRow, Outbox};
+use crate::store::pushes::{PushFilter, PushRow};
 
 #[derive(Serialize)]
 struct PushBody<'a> {
@@ -56,6 +57,22 @@ struct AttemptBody<'a> {
     latency_ms: i64,
 }
 
+/// The logged attempts of one push or delivery.
+fn attempt_bodies(attempts: &[AttemptRow], owner_id: i64) -> Vec<AttemptBody<'_>> {
+    attempts
+        .iter()
+        .filter(|a| a.owner_id == owner_id)
+        .map(|a| AttemptBody {
+            attempt: a.attempt,
+            at: dates::format(a.at),
+            http_status: a.http_status,
+            outcome: &a.outcome,
+            error: a.error.as_deref(),
+            latency_ms: a.latency_ms,
+        })
+        .collect()
+}
+
 fn render<'a>(p: &'a PushRow, attempts: &'a [AttemptRow]) -> PushBody<'a> {
     let headers = if p.platform == "apn" {
         apns_headers(p).into_iter().map(|(k, v)| (k.to_owned(), v.into())).collect()
@@ -77,18 +94,7 @@ fn render<'a>(p: &'a PushRow, attempts: &'a [AttemptRow]) -> PushBody<'a> {
         headers,
         payload: &p.payload,
         status: &p.status,
-        attempts: attempts
-            .iter()
-            .filter(|a| a.push_id == p.id)
-            .map(|a| AttemptBody {
-                attempt: a.attempt,
-                at: dates::format(a.at),
-                http_status: a.http_status,
-                outcome: &a.outcome,
-                error: a.error.as_deref(),
-                latency_ms: a.latency_ms,
-            })
-            .collect(),
+        attempts: attempt_bodies(attempts, p.id),
         max_attempts: p.max_attempts,
         next_attempt_at: waiting.then(|| dates::format(p.next_attempt_at)),
         expires_at: dates::format(p.expires_at),
@@ -119,7 +125,7 @@ pub async fn list_pushes(auth: AccountAuth, state: State, Query(q): Query) -> Ap
     let request = PageRequest::from_query(&q, false)?;
     let page = state.store.list_pushes(&auth.account_sid, &filter, &request.window).await?;
     let ids: Vec<i64> = page.rows.iter().map(|p| p.id).collect();
-    let attempts = state.store.push_attempts(&ids).await?;
+    let attempts = state.store.attempts(Outbox::Pushes, &ids).await?;
     let url = state.urls.absolute("/_emulator/pushes");
     Ok(list_response(
         "pushes",
@@ -133,7 +139,7 @@ pub async fn list_pushes(auth: AccountAuth, state: State, Query(q): Query) -> Ap
 }
 
 pub async fn delete_pushes(auth: AccountAuth, state: State) -> ApiResult<HttpResponse> {
-    state.store.delete_pushes(&auth.account_sid).await?;
+    state.store.clear_outbox(Outbox::Pushes, &auth.account_sid).await?;
     Ok(HttpResponse::NoContent().finish())
 }
 
@@ -181,7 +187,7 @@ pub async fn list_webhook_deliveries(auth: AccountAuth, state: State, Query(q): 
     let request = PageRequest::from_query(&q, false)?;
     let page = state.store.list_deliveries(&auth.account_sid, &filter, &request.window).await?;
     let ids: Vec<i64> = page.rows.iter().map(|d| d.id).collect();
-    let attempts = state.store.delivery_attempts(&ids).await?;
+    let attempts = state.store.attempts(Outbox::WebhookDeliveries, &ids).await?;
     let url = state.urls.absolute("/_emulator/webhook-deliveries");
     Ok(list_response(
         "webhook_deliveries",
@@ -203,18 +209,7 @@ pub async fn list_webhook_deliveries(auth: AccountAuth, state: State, Query(q): 
                 factor_sid: &d.factor_sid,
                 fields: serde_json::from_str(&d.fields).unwrap_or_default(),
                 outcome: &d.status,
-                attempts: attempts
-                    .iter()
-                    .filter(|a| a.delivery_id == d.id)
-                    .map(|a| AttemptBody {
-                        attempt: a.attempt,
-                        at: dates::format(a.at),
-                        http_status: a.http_status,
-                        outcome: &a.outcome,
-                        error: a.error.as_deref(),
-                        latency_ms: a.latency_ms,
-                    })
-                    .collect(),
+                attempts: attempt_bodies(&attempts, d.id),
                 max_attempts: d.max_attempts,
                 next_attempt_at: waiting.then(|| dates::format(d.next_attempt_at)),
                 last_error: d.last_error.as_deref(),
@@ -227,6 +222,6 @@ pub async fn list_webhook_deliveries(auth: AccountAuth, state: State, Query(q): 
 }
 
 pub async fn delete_webhook_deliveries(auth: AccountAuth, state: State) -> ApiResult<HttpResponse> {
-    state.store.delete_deliveries(&auth.account_sid).await?;
+    state.store.clear_outbox(Outbox::WebhookDeliveries, &auth.account_sid).await?;
     Ok(HttpResponse::NoContent().finish())
 }

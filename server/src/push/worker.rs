@@ -16,7 +16,8 @@ use super::{apns, fcm, http_client, Delivery, PushSettings};
 use crate::clock::SharedClock;
 use crate::crypto::secretbox::SecretBox;
 use crate::store::credentials::CredentialRow;
-use crate::store::pushes::{AttemptOutcome, PushRow};
+use crate::store::outbox::{AttemptOutcome, Outbox};
+use crate::store::pushes::PushRow;
 use crate::store::Store;
 
 const BATCH: i64 = 16;
@@ -135,7 +136,7 @@ impl Sender {
             Delivery::Sent { status } => (
                 "sent",
                 now,
-                AttemptOutcome { http_status: Some(status.into()), outcome: "sent", error: None, latency_ms },
+                AttemptOutcome { at: now, http_status: Some(status.into()), outcome: "sent", error: None, latency_ms },
             ),
             Delivery::Retry { status, error } if attempts < push.max_attempts => {
                 let next = now + crate::workers::backoff(attempts, MAX_BACKOFF_SECS);
@@ -144,6 +145,7 @@ impl Sender {
                     status_name,
                     next,
                     AttemptOutcome {
+                        at: now,
                         http_status: status.map(i64::from),
                         outcome: "retry",
                         error: Some(error),
@@ -155,6 +157,7 @@ impl Sender {
                 "failed",
                 now,
                 AttemptOutcome {
+                    at: now,
                     http_status: status.map(i64::from),
                     outcome: "failed",
                     error: Some(error),
@@ -165,7 +168,7 @@ impl Sender {
         if status == "failed" {
             tracing::warn!(push = push.id, challenge = %push.challenge_sid, platform = %push.platform, error = ?outcome.error, "push failed");
         }
-        self.store.record_push_attempt(&push, &outcome, status, next, now).await
+        self.store.record_attempt(Outbox::Pushes, push.id, push.attempts, &outcome, status, next).await
     }
 }
 

@@ -41,18 +41,6 @@ pub struct DeliveryRow {
     pub date_updated: i64,
 }
 
-#[derive(Debug, Clone, sqlx::FromRow)]
-pub struct WebhookAttemptRow {
-    pub id: i64,
-    pub delivery_id: i64,
-    pub attempt: i64,
-    pub at: i64,
-    pub http_status: Option<i64>,
-    pub outcome: String,
-    pub error: Option<String>,
-    pub latency_ms: i64,
-}
-
 #[derive(Debug, Default, Clone)]
 pub struct DeliveryFilter {
     pub service_sid: Option<String>,
@@ -145,46 +133,6 @@ impl Store {
         })
     }
 
-    /// Records an attempt and the delivery's new state together.
-    pub async fn record_delivery_attempt(
-        &self,
-        d: &DeliveryRow,
-        attempt: &super::pushes::AttemptOutcome,
-        status: &str,
-        next_attempt_at: i64,
-        now: i64,
-    ) -> Result<(), sqlx::Error> {
-        on_pool!(self, write, |pool| {
-            let mut tx = pool.begin().await?;
-            sqlx::query(
-                "INSERT INTO webhook_attempts (delivery_id, attempt, at, http_status, outcome, error, latency_ms) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7)",
-            )
-            .bind(d.id)
-            .bind(d.attempts + 1)
-            .bind(now)
-            .bind(attempt.http_status)
-            .bind(attempt.outcome)
-            .bind(&attempt.error)
-            .bind(attempt.latency_ms)
-            .execute(&mut *tx)
-            .await?;
-            sqlx::query(
-                "UPDATE webhook_deliveries SET status = $2, attempts = attempts + 1, next_attempt_at = $3, \
-                 lease_until = NULL, last_error = $4, date_updated = $5 WHERE id = $1",
-            )
-            .bind(d.id)
-            .bind(status)
-            .bind(next_attempt_at)
-            .bind(&attempt.error)
-            .bind(now)
-            .execute(&mut *tx)
-            .await?;
-            tx.commit().await?;
-            Ok(())
-        })
-    }
-
     /// Marks a delivery cancelled (its webhook was disabled or deleted) without an attempt.
     pub async fn cancel_delivery(&self, id: i64, reason: &str, now: i64) -> Result<(), sqlx::Error> {
         on_pool!(self, write, |pool| {
@@ -237,32 +185,6 @@ impl Store {
             }
         }
         self.fetch_page(sql, window).await
-    }
-
-    pub async fn delivery_attempts(&self, ids: &[i64]) -> Result<Vec<WebhookAttemptRow>, sqlx::Error> {
-        if ids.is_empty() {
-            return Ok(Vec::new());
-        }
-        let mut sql = Sql::new(
-            "SELECT id, delivery_id, attempt, at, http_status, outcome, error, latency_ms FROM webhook_attempts WHERE delivery_id IN (",
-        );
-        for (i, id) in ids.iter().enumerate() {
-            sql.push(if i == 0 { "?" } else { ", ?" }, [Arg::Int(*id)]);
-        }
-        sql.push(") ORDER BY id", []);
-        on_pool!(self, read, |pool| {
-            super::bind_args!(sqlx::query_as::<_, WebhookAttemptRow>(&sql.text), &sql.args).fetch_all(pool).await
-        })
-    }
-
-    pub async fn delete_deliveries(&self, account_sid: &str) -> Result<u64, sqlx::Error> {
-        on_pool!(self, write, |pool| {
-            sqlx::query("DELETE FROM webhook_deliveries WHERE account_sid = $1")
-                .bind(account_sid)
-                .execute(pool)
-                .await
-                .map(|r| r.rows_affected())
-        })
     }
 }
 

@@ -15,6 +15,7 @@ pub mod credentials;
 pub mod deliveries;
 pub mod entities;
 pub mod factors;
+pub mod outbox;
 pub mod pushes;
 pub mod services;
 pub mod tokens;

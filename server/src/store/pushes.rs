@@ -33,18 +33,6 @@ pub struct PushRow {
     pub date_updated: i64,
 }
 
-#[derive(Debug, Clone, sqlx::FromRow, serde::Serialize)]
-pub struct AttemptRow {
-    pub id: i64,
-    pub push_id: i64,
-    pub attempt: i64,
-    pub at: i64,
-    pub http_status: Option<i64>,
-    pub outcome: String,
-    pub error: Option<String>,
-    pub latency_ms: i64,
-}
-
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct NotificationRow {
     pub id: i64,
@@ -68,16 +56,6 @@ pub struct PushFilter {
     pub challenge_sid: Option<String>,
     pub platform: Option<String>,
     pub status: Option<String>,
-}
-
-/// The result of one delivery attempt, to record.
-#[derive(Debug, Clone)]
-pub struct AttemptOutcome {
-    pub http_status: Option<i64>,
-    /// `sent`, `retry` or `failed`.
-    pub outcome: &'static str,
-    pub error: Option<String>,
-    pub latency_ms: i64,
 }
 
 const COLUMNS: &str = "id, account_sid, service_sid, factor_sid, challenge_sid, notification_sid, platform, target, \
@@ -216,46 +194,6 @@ impl Store {
         })
     }
 
-    /// Records an attempt and the push's new state in one transaction.
-    pub async fn record_push_attempt(
-        &self,
-        push: &PushRow,
-        outcome: &AttemptOutcome,
-        status: &str,
-        next_attempt_at: i64,
-        now: i64,
-    ) -> Result<(), sqlx::Error> {
-        on_pool!(self, write, |pool| {
-            let mut tx = pool.begin().await?;
-            sqlx::query(
-                "INSERT INTO push_attempts (push_id, attempt, at, http_status, outcome, error, latency_ms) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7)",
-            )
-            .bind(push.id)
-            .bind(push.attempts + 1)
-            .bind(now)
-            .bind(outcome.http_status)
-            .bind(outcome.outcome)
-            .bind(&outcome.error)
-            .bind(outcome.latency_ms)
-            .execute(&mut *tx)
-            .await?;
-            sqlx::query(
-                "UPDATE pushes SET status = $2, attempts = attempts + 1, next_attempt_at = $3, lease_until = NULL, \
-                 last_error = $4, date_updated = $5 WHERE id = $1",
-            )
-            .bind(push.id)
-            .bind(status)
-            .bind(next_attempt_at)
-            .bind(&outcome.error)
-            .bind(now)
-            .execute(&mut *tx)
-            .await?;
-            tx.commit().await?;
-            Ok(())
-        })
-    }
-
     pub async fn list_pushes(
         &self,
         account_sid: &str,
@@ -276,33 +214,5 @@ impl Store {
             }
         }
         self.fetch_page(sql, window).await
-    }
-
-    /// The attempts of the given pushes, oldest first.
-    pub async fn push_attempts(&self, push_ids: &[i64]) -> Result<Vec<AttemptRow>, sqlx::Error> {
-        if push_ids.is_empty() {
-            return Ok(Vec::new());
-        }
-        let mut sql = Sql::new(
-            "SELECT id, push_id, attempt, at, http_status, outcome, error, latency_ms FROM push_attempts WHERE push_id IN (",
-        );
-        for (i, id) in push_ids.iter().enumerate() {
-            sql.push(if i == 0 { "?" } else { ", ?" }, [Arg::Int(*id)]);
-        }
-        sql.push(") ORDER BY id", []);
-        on_pool!(self, read, |pool| {
-            super::bind_args!(sqlx::query_as::<_, AttemptRow>(&sql.text), &sql.args).fetch_all(pool).await
-        })
-    }
-
-    /// Deletes every push (and attempt) of an account. Returns how many.
-    pub async fn delete_pushes(&self, account_sid: &str) -> Result<u64, sqlx::Error> {
-        on_pool!(self, write, |pool| {
-            sqlx::query("DELETE FROM pushes WHERE account_sid = $1")
-                .bind(account_sid)
-                .execute(pool)
-                .await
-                .map(|r| r.rows_affected())
-        })
     }
 }

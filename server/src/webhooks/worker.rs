@@ -14,7 +14,7 @@ use tokio::sync::Notify;
 use super::{signature, WebhookSettings, V2_ONLY};
 use crate::clock::SharedClock;
 use crate::store::deliveries::DeliveryRow;
-use crate::store::pushes::AttemptOutcome;
+use crate::store::outbox::{AttemptOutcome, Outbox};
 use crate::store::Store;
 
 /// Response bytes read from a receiver (for the error message), at most.
@@ -101,11 +101,12 @@ impl Deliverer {
             Outcome::Delivered(code) => (
                 "delivered",
                 now,
-                AttemptOutcome { http_status: Some(code.into()), outcome: "sent", error: None, latency_ms },
+                AttemptOutcome { at: now, http_status: Some(code.into()), outcome: "sent", error: None, latency_ms },
             ),
             Outcome::Retry(code, error) => {
                 let status = if attempts < d.max_attempts { "retrying" } else { "failed" };
                 let record = AttemptOutcome {
+                    at: now,
                     http_status: code.map(i64::from),
                     outcome: if status == "failed" { "failed" } else { "retry" },
                     error: Some(error),
@@ -117,7 +118,7 @@ impl Deliverer {
         if status == "failed" {
             tracing::warn!(delivery = %d.uuid, webhook = %d.webhook_sid, event = %d.event_type, error = ?record.error, "webhook delivery gave up");
         }
-        self.store.record_delivery_attempt(&d, &record, status, next, now).await
+        self.store.record_attempt(Outbox::WebhookDeliveries, d.id, d.attempts, &record, status, next).await
     }
 }
 

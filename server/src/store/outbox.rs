@@ -1,0 +1,122 @@
+//! What the two outboxes (pushes and webhook deliveries) share: the attempt log, the state
+//! change that goes with each attempt, and clearing an account's history.
+
+use super::{on_pool, Arg, Sql, Store};
+
+/// One of the two outboxes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outbox {
+    Pushes,
+    WebhookDeliveries,
+}
+
+impl Outbox {
+    /// (outbox table, attempts table, attempts' column naming the outbox row)
+    fn tables(self) -> (&'static str, &'static str, &'static str) {
+        match self {
+            Outbox::Pushes => ("pushes", "push_attempts", "push_id"),
+            Outbox::WebhookDeliveries => ("webhook_deliveries", "webhook_attempts", "delivery_id"),
+        }
+    }
+}
+
+/// One logged attempt.
+#[derive(Debug, Clone, sqlx::FromRow, serde::Serialize)]
+pub struct AttemptRow {
+    pub id: i64,
+    /// The push or delivery it belongs to.
+    pub owner_id: i64,
+    pub attempt: i64,
+    pub at: i64,
+    pub http_status: Option<i64>,
+    pub outcome: String,
+    pub error: Option<String>,
+    pub latency_ms: i64,
+}
+
+/// The result of one delivery attempt, to record.
+#[derive(Debug, Clone)]
+pub struct AttemptOutcome {
+    /// When the attempt was made.
+    pub at: i64,
+    pub http_status: Option<i64>,
+    /// `sent`, `retry` or `failed`.
+    pub outcome: &'static str,
+    pub error: Option<String>,
+    pub latency_ms: i64,
+}
+
+impl Store {
+    /// Logs attempt number `attempts_before + 1` of row `id` and moves the row to `status`
+    /// (due again at `next_attempt_at`), in one transaction.
+    pub async fn record_attempt(
+        &self,
+        outbox: Outbox,
+        id: i64,
+        attempts_before: i64,
+        outcome: &AttemptOutcome,
+        status: &str,
+        next_attempt_at: i64,
+    ) -> Result<(), sqlx::Error> {
+        let now = outcome.at;
+        let (table, attempts, owner) = outbox.tables();
+        let insert = format!(
+            "INSERT INTO {attempts} ({owner}, attempt, at, http_status, outcome, error, latency_ms) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7)"
+        );
+        let update = format!(
+            "UPDATE {table} SET status = $2, attempts = attempts + 1, next_attempt_at = $3, lease_until = NULL, \
+             last_error = $4, date_updated = $5 WHERE id = $1"
+        );
+        on_pool!(self, write, |pool| {
+            let mut tx = pool.begin().await?;
+            sqlx::query(&insert)
+                .bind(id)
+                .bind(attempts_before + 1)
+                .bind(now)
+                .bind(outcome.http_status)
+                .bind(outcome.outcome)
+                .bind(&outcome.error)
+                .bind(outcome.latency_ms)
+                .execute(&mut *tx)
+                .await?;
+            sqlx::query(&update)
+                .bind(id)
+                .bind(status)
+                .bind(next_attempt_at)
+                .bind(&outcome.error)
+                .bind(now)
+                .execute(&mut *tx)
+                .await?;
+            tx.commit().await?;
+            Ok(())
+        })
+    }
+
+    /// The attempts of the given rows, oldest first.
+    pub async fn attempts(&self, outbox: Outbox, ids: &[i64]) -> Result<Vec<AttemptRow>, sqlx::Error> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let (_, attempts, owner) = outbox.tables();
+        let mut sql = Sql::new(&format!(
+            "SELECT id, {owner} AS owner_id, attempt, at, http_status, outcome, error, latency_ms FROM {attempts} \
+             WHERE {owner} IN ("
+        ));
+        for (i, id) in ids.iter().enumerate() {
+            sql.push(if i == 0 { "?" } else { ", ?" }, [Arg::Int(*id)]);
+        }
+        sql.push(") ORDER BY id", []);
+        on_pool!(self, read, |pool| {
+            super::bind_args!(sqlx::query_as::<_, AttemptRow>(&sql.text), &sql.args).fetch_all(pool).await
+        })
+    }
+
+    /// Deletes an account's rows (and their attempts). Returns how many.
+    pub async fn clear_outbox(&self, outbox: Outbox, account_sid: &str) -> Result<u64, sqlx::Error> {
+        let sql = format!("DELETE FROM {} WHERE account_sid = $1", outbox.tables().0);
+        on_pool!(self, write, |pool| {
+            sqlx::query(&sql).bind(account_sid).execute(pool).await.map(|r| r.rows_affected())
+        })
+    }
+}
