@@ -3,7 +3,8 @@
 # the twilio-python venv and twilio-node packages (scripts/setup-helper-libs.sh), and starts
 # the local PostgreSQL when it is installed but stopped. Both database backends run in one pass.
 #
-#   scripts/test.sh            everything: formatting, lints, contract, unit and e2e tests
+#   scripts/test.sh            everything: formatting, lints, contract, a benchmark smoke run, unit
+#                              and e2e tests
 #   VERIFY_PUSH_TEST_POSTGRES=postgres://user@host:5432/db scripts/test.sh
 #                              use another PostgreSQL (each test makes a schema of its own)
 set -euo pipefail
@@ -40,6 +41,9 @@ cargo clippy --workspace --all-targets --locked -- -D warnings
 step "openapi.yaml is generated from the Twilio spec and is valid OpenAPI 3.0"
 "$VENV_PY" scripts/gen-openapi.py --check
 "$VENV_PY" -m openapi_spec_validator openapi.yaml
+
+step "Benchmark smoke run: every scenario for a few seconds at low load, failing on any error (not on timing)"
+cargo run --release --locked -p verify-push-bench -- smoke
 
 step "Unit, contract and end-to-end tests (SQLite and PostgreSQL)"
 if cargo nextest --version >/dev/null 2>&1; then
