@@ -149,6 +149,8 @@ struct Plan {
     calibrate: bool,
     smoke: bool,
     webhook: bool,
+    /// Longest wait for the webhook backlog to drain after a phase.
+    settle_limit: Duration,
 }
 
 impl Plan {
@@ -178,6 +180,7 @@ impl Plan {
                 calibrate: false,
                 smoke: true,
                 webhook: !cli.no_webhook,
+                settle_limit: Duration::from_secs(10),
             });
         }
         if !(cli.duration > 0.0 && cli.warmup >= 0.0) {
@@ -208,6 +211,7 @@ impl Plan {
             calibrate: cli.pool.is_none(),
             smoke: false,
             webhook: !cli.no_webhook,
+            settle_limit: Duration::from_secs(180),
         })
     }
 }
@@ -517,7 +521,7 @@ async fn run_group(
     eprintln!("setup: service {service_sid}, {} devices enrolled in {:.1} s", users.len(), t.elapsed().as_secs_f64());
     if let Some(sink) = &sink {
         // The enrolments' factor.created/verified events: delivered before anything is measured.
-        sink.settle(Duration::from_secs(1), Duration::from_secs(60)).await;
+        sink.settle(Duration::from_secs(1), plan.settle_limit.min(Duration::from_secs(60))).await;
     }
     let env = Env { backend, service_sid, users, tag: tag.to_owned() };
 
@@ -589,7 +593,7 @@ async fn run_scenario(
                     let work = Arc::new(scenarios::device_approve(env, &items));
                     let calib = PhaseSpec { warmup: Duration::ZERO, duration: Duration::from_secs(2), ..spec };
                     let result = runner::run_phase(work, target.addr, calib, target.pid, pg).await;
-                    settle(sink, scenario).await;
+                    settle(sink, scenario, plan.settle_limit).await;
                     if result.errors > 0 {
                         let row = Row {
                             scenario: "device-approve (calibration)".into(),
@@ -630,7 +634,7 @@ async fn run_scenario(
     let peak_units = result.unit_rate();
     let mut notes_all = notes.clone();
     notes_all.extend(extra_notes.iter().cloned());
-    if let Some(note) = settle(sink, scenario).await {
+    if let Some(note) = settle(sink, scenario, plan.settle_limit).await {
         notes_all.push(note);
     }
     rows.push(Row {
@@ -653,7 +657,7 @@ async fn run_scenario(
         let webhooks = sink.map(sink::Sink::received).zip(received).map(|(a, b)| a - b);
         let mut notes = notes;
         notes.push("50 % of the peak rate measured just before".into());
-        if let Some(note) = settle(sink, scenario).await {
+        if let Some(note) = settle(sink, scenario, plan.settle_limit).await {
             notes.push(note);
         }
         rows.push(Row {
@@ -678,18 +682,21 @@ async fn run_scenario(
 }
 
 /// After a phase of a scenario that raises webhook events, waits for the server's delivery
-/// backlog to drain (no delivery for 2 s, at most 180 s), so that it does not weigh on the next
+/// backlog to drain (no delivery for 2 s; at most 180 s, 10 s in smoke), so that it does not weigh on the next
 /// phase, and says how long the webhooks lagged.
-async fn settle(sink: Option<&sink::Sink>, scenario: Scenario) -> Option<String> {
+async fn settle(sink: Option<&sink::Sink>, scenario: Scenario, limit: Duration) -> Option<String> {
     let sink = sink?;
     if !matches!(scenario, Scenario::DeviceApprove | Scenario::FullFlow | Scenario::Enroll) {
         return None;
     }
-    let (took, more, drained) = sink.settle(Duration::from_secs(2), Duration::from_secs(180)).await;
+    let (took, more, drained) = sink.settle(Duration::from_secs(2), limit).await;
     Some(if drained {
         format!("webhook backlog after the phase: {more} deliveries, drained in {:.1} s", took.as_secs_f64())
     } else {
-        format!("webhook backlog after the phase: still delivering after 180 s ({more} delivered meanwhile)")
+        format!(
+            "webhook backlog after the phase: still delivering after {:.0} s ({more} delivered meanwhile)",
+            limit.as_secs_f64()
+        )
     })
 }
 

@@ -80,7 +80,9 @@ impl Store {
         match filter.status {
             None => {}
             Some("pending") => {
-                sql.push(" AND status = 'pending' AND expiration_date > ?", [Arg::Int(now)]);
+                // `+` keeps expiration_date from driving the plan: without statistics SQLite would
+                // scan every pending challenge of the database (BENCHMARKS.md, device-poll at 1M).
+                sql.push(" AND status = 'pending' AND +expiration_date > ?", [Arg::Int(now)]);
             }
             Some("expired") => {
                 sql.push(" AND (status = 'expired' OR (status = 'pending' AND expiration_date <= ?))", [Arg::Int(now)]);
