@@ -174,16 +174,12 @@ impl Store {
     ) -> Result<Page<DeliveryRow>, sqlx::Error> {
         let mut sql = Sql::new(&format!("SELECT {COLUMNS} FROM webhook_deliveries WHERE "));
         sql.push("account_sid = ?", [Arg::Text(account_sid.to_owned())]);
-        for (column, value) in [
+        sql.push_filters(&[
             ("service_sid", &f.service_sid),
             ("webhook_sid", &f.webhook_sid),
             ("event_type", &f.event_type),
             ("status", &f.status),
-        ] {
-            if let Some(value) = value {
-                sql.push(&format!(" AND {column} = ?"), [Arg::Text(value.clone())]);
-            }
-        }
+        ]);
         self.fetch_page(sql, window).await
     }
 }

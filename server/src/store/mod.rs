@@ -110,6 +110,16 @@ impl Sql {
         }
         self
     }
+    /// Appends ` AND column = ?` for each filter that has a value.
+    pub fn push_filters(&mut self, filters: &[(&str, &Option<String>)]) -> &mut Sql {
+        for (column, value) in filters {
+            if let Some(value) = value {
+                self.push(&format!(" AND {column} = ?"), [Arg::Text(value.clone())]);
+            }
+        }
+        self
+    }
+
     /// Appends the keyset condition and ordering of `window` on column `id`.
     pub fn window(&mut self, window: &Window) -> &mut Sql {
         let ascending = window.scan_ascending();

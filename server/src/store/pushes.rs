@@ -202,17 +202,13 @@ impl Store {
     ) -> Result<Page<PushRow>, sqlx::Error> {
         let mut sql = Sql::new(&format!("SELECT {COLUMNS} FROM pushes WHERE "));
         sql.push("account_sid = ?", [Arg::Text(account_sid.to_owned())]);
-        for (column, value) in [
+        sql.push_filters(&[
             ("service_sid", &f.service_sid),
             ("factor_sid", &f.factor_sid),
             ("challenge_sid", &f.challenge_sid),
             ("platform", &f.platform),
             ("status", &f.status),
-        ] {
-            if let Some(value) = value {
-                sql.push(&format!(" AND {column} = ?"), [Arg::Text(value.clone())]);
-            }
-        }
+        ]);
         self.fetch_page(sql, window).await
     }
 }
