@@ -158,6 +158,13 @@ async fn a_device_run_sends_every_event_in_order_signed_for_twilios_validators(a
     }
     let uuids: std::collections::HashSet<&String> = events.iter().map(|e| &e["uuid"]).collect();
     assert_eq!(uuids.len(), 5, "one uuid per event");
+    for uuid in uuids {
+        let hex: String = uuid.split('-').collect();
+        let groups: Vec<usize> = uuid.split('-').map(str::len).collect();
+        assert_eq!(groups, [8, 4, 4, 4, 12], "{uuid}");
+        assert!(hex.chars().all(|c| c.is_ascii_digit() || ('a'..='f').contains(&c)), "{uuid}");
+        assert!(&uuid[14..15] == "4" && "89ab".contains(&uuid[19..20]), "version 4, RFC 4122 variant: {uuid}");
+    }
     assert_eq!(events[2]["challenge_sid"], approve);
     assert_eq!(
         serde_json::from_str::<Value>(&events[2]["challenge_details"]).unwrap(),

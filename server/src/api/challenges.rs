@@ -262,7 +262,12 @@ pub async fn update_challenge(
         return Err(ApiError::ChallengeResponded);
     }
     state.webhook_wake.notify_one();
-    let updated = challenge_for(&state, &caller, &path).await?;
+    // The row as the conditional UPDATE left it (no re-read: it matched, so these are its values).
+    let mut updated = challenge;
+    updated.status = status.to_owned();
+    updated.metadata = metadata.or(updated.metadata);
+    updated.date_responded = Some(now);
+    updated.date_updated = now;
     Ok(challenge_response(&state, &updated, now))
 }
 
@@ -316,8 +321,15 @@ pub async fn list_challenge(
     Query(q): Query,
 ) -> ApiResult<HttpResponse> {
     let account_sid = caller.signed_scope(&path.service_sid, &path.identity)?;
-    let service = service_of(&state, account_sid, &path.service_sid).await?;
-    let entity = entity_of(&state, &service, &path.identity).await?;
+    let (entity_id, service_sid, identity) = match caller.device_factor() {
+        // A device's own Factor names its Entity (and exists only while they do): no lookups.
+        Some(own) => (own.entity_id, own.service_sid.clone(), own.identity.clone()),
+        None => {
+            let service = service_of(&state, account_sid, &path.service_sid).await?;
+            let entity = entity_of(&state, &service, &path.identity).await?;
+            (entity.id, service.sid, entity.identity)
+        }
+    };
     let mut filters = Vec::new();
     let mut filter = ChallengeFilter::default();
     let own = caller.device_factor().map(|f| f.sid.as_str());
@@ -344,7 +356,7 @@ pub async fn list_challenge(
     };
     let request = PageRequest::from_query(&q, descending)?;
     let now = state.clock.now();
-    let page = state.store.list_challenges(entity.id, &filter, now, &request.window).await?;
-    let url = state.urls.entity_child(&service.sid, &entity.identity, "Challenges");
+    let page = state.store.list_challenges(entity_id, &filter, now, &request.window).await?;
+    let url = state.urls.entity_child(&service_sid, &identity, "Challenges");
     Ok(list_response("challenges", &url, &filters, &request, page, |c| c.id, |c| render(&state, c, now)))
 }

@@ -3,7 +3,8 @@
 //! A pending Challenge past its `expiration_date` *is* expired, whether or not the sweeper has
 //! written that yet: reads and list filters treat it so.
 
-use super::deliveries::{record_event, NewEvent};
+use super::deliveries::NewEvent;
+use super::script::Script;
 use super::{on_pool, Arg, Page, Sql, Store, Window};
 
 #[derive(Debug, Clone, sqlx::FromRow)]
@@ -72,26 +73,7 @@ impl Store {
         now: i64,
         window: &Window,
     ) -> Result<Page<ChallengeRow>, sqlx::Error> {
-        let mut sql = Sql::new(&format!("SELECT {COLUMNS} FROM challenges WHERE "));
-        sql.push("entity_id = ?", [Arg::Int(entity_id)]);
-        if let Some(factor_sid) = &filter.factor_sid {
-            sql.push(" AND factor_id = (SELECT id FROM factors WHERE sid = ?)", [Arg::Text(factor_sid.clone())]);
-        }
-        match filter.status {
-            None => {}
-            Some("pending") => {
-                // `+` keeps expiration_date from driving the plan: without statistics SQLite would
-                // scan every pending challenge of the database (BENCHMARKS.md, device-poll at 1M).
-                sql.push(" AND status = 'pending' AND +expiration_date > ?", [Arg::Int(now)]);
-            }
-            Some("expired") => {
-                sql.push(" AND (status = 'expired' OR (status = 'pending' AND expiration_date <= ?))", [Arg::Int(now)]);
-            }
-            Some(other) => {
-                sql.push(" AND status = ?", [Arg::Text(other.to_owned())]);
-            }
-        }
-        self.fetch_page(sql, window).await
+        self.fetch_page(list_sql(entity_id, filter, now), window).await
     }
 
     /// Records a device's answer, only if the Challenge is still pending and unexpired at `now`.
@@ -104,26 +86,15 @@ impl Store {
         now: i64,
         event: &NewEvent,
     ) -> Result<bool, sqlx::Error> {
-        on_pool!(self, write, |pool| {
-            let mut tx = pool.begin().await?;
-            let updated = sqlx::query(
-                "UPDATE challenges SET status = $2, metadata = COALESCE($3, metadata), date_responded = $4, \
-                 date_updated = $4 WHERE id = $1 AND status = 'pending' AND expiration_date > $4",
+        let (text, args) = event.insert(self.backend());
+        let script = Script::new()
+            .then(
+                "UPDATE challenges SET status = ?, metadata = COALESCE(?, metadata), date_responded = ?, \
+                 date_updated = ? WHERE id = ? AND status = 'pending' AND expiration_date > ? RETURNING id",
+                [Arg::text(status), Arg::opt_text(metadata), Arg::Int(now), Arg::Int(now), Arg::Int(id), Arg::Int(now)],
             )
-            .bind(id)
-            .bind(status)
-            .bind(metadata)
-            .bind(now)
-            .execute(&mut *tx)
-            .await?
-            .rows_affected()
-                == 1;
-            if updated {
-                record_event!(tx, event);
-            }
-            tx.commit().await?;
-            Ok(updated)
-        })
+            .then_if_returned(&text, args);
+        Ok(!self.run_script(script).await?.is_empty())
     }
 
     /// Marks up to `batch` pending Challenges whose expiration has passed as expired.
@@ -141,4 +112,28 @@ impl Store {
             .map(|r| r.rows_affected())
         })
     }
+}
+
+/// A Challenge list's query (without its window): an Entity's Challenges, filtered.
+pub(crate) fn list_sql(entity_id: i64, filter: &ChallengeFilter, now: i64) -> Sql {
+    let mut sql = Sql::new(&format!("SELECT {COLUMNS} FROM challenges WHERE "));
+    sql.push("entity_id = ?", [Arg::Int(entity_id)]);
+    if let Some(factor_sid) = &filter.factor_sid {
+        sql.push(" AND factor_id = (SELECT id FROM factors WHERE sid = ?)", [Arg::Text(factor_sid.clone())]);
+    }
+    match filter.status {
+        None => {}
+        Some("pending") => {
+            // `+` keeps expiration_date from driving the plan: without statistics SQLite would
+            // scan every pending challenge of the database (BENCHMARKS.md, device-poll at 1M).
+            sql.push(" AND status = 'pending' AND +expiration_date > ?", [Arg::Int(now)]);
+        }
+        Some("expired") => {
+            sql.push(" AND (status = 'expired' OR (status = 'pending' AND expiration_date <= ?))", [Arg::Int(now)]);
+        }
+        Some(other) => {
+            sql.push(" AND status = ?", [Arg::Text(other.to_owned())]);
+        }
+    }
+    sql
 }

@@ -4,7 +4,7 @@
 
 use serde_json::{Map, Value};
 
-use super::{on_pool, Arg, Db, Page, Sql, Store, Window};
+use super::{on_pool, Arg, Backend, Page, Sql, Store, Window};
 
 /// An event to record with a change.
 #[derive(Debug, Clone)]
@@ -53,57 +53,55 @@ pub(crate) const COLUMNS: &str =
     "id, uuid, account_sid, service_sid, webhook_sid, url, version, event_type, factor_sid, \
     fields, status, attempts, max_attempts, next_attempt_at, lease_until, last_error, date_created, date_updated";
 
-/// A random RFC 4122 version-4 UUID.
-pub fn uuid_v4() -> String {
-    let mut b = crate::domain::sid::random_bytes::<16>();
-    b[6] = (b[6] & 0x0f) | 0x40;
-    b[8] = (b[8] & 0x3f) | 0x80;
-    let hex: String = b.iter().map(|x| format!("{x:02x}")).collect();
-    format!("{}-{}-{}-{}-{}", &hex[..8], &hex[8..12], &hex[12..16], &hex[16..20], &hex[20..])
-}
-
-/// Whether a webhook subscribed to `event_types` (comma-separated) receives `event`.
-pub fn subscribes(event_types: &str, event: &str) -> bool {
-    event_types.split(',').any(|t| t == "*" || t == event)
-}
-
-/// Inside an open transaction `$tx`: records `$event` (a `&NewEvent`) as one delivery per
-/// matching enabled webhook.
-macro_rules! record_event {
-    ($tx:expr, $event:expr) => {{
-        let event: &$crate::store::deliveries::NewEvent = $event;
-        let hooks: Vec<(String, String, String, String)> = sqlx::query_as(
-            "SELECT sid, webhook_url, version, event_types FROM webhooks WHERE service_sid = $1 AND status = 'enabled' \
-             ORDER BY id",
-        )
-        .bind(&event.service_sid)
-        .fetch_all(&mut *$tx)
-        .await?;
-        let fields = serde_json::Value::Object(event.fields.clone()).to_string();
-        for (sid, url, version, types) in hooks {
-            if !$crate::store::deliveries::subscribes(&types, event.event_type) {
-                continue;
-            }
-            sqlx::query(
-                "INSERT INTO webhook_deliveries (uuid, account_sid, service_sid, webhook_sid, url, version, event_type, \
-                 factor_sid, fields, status, attempts, max_attempts, next_attempt_at, lease_until, last_error, \
-                 date_created, date_updated) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 'pending', 0, $10, $11, NULL, \
-                 NULL, $11, $11)",
-            )
-            .bind($crate::store::deliveries::uuid_v4())
-            .bind(&event.account_sid)
-            .bind(&event.service_sid)
-            .bind(&sid)
-            .bind(&url)
-            .bind(&version)
-            .bind(event.event_type)
-            .bind(&event.factor_sid)
-            .bind(&fields)
-            .bind(event.max_attempts)
-            .bind(event.now)
-            .execute(&mut *$tx)
-            .await?;
+/// A version-4 UUID made by the database, one per row (SQLite has no UUID function).
+fn uuid_sql(backend: Backend) -> &'static str {
+    match backend {
+        Backend::Postgres => "gen_random_uuid()::text",
+        Backend::Sqlite => {
+            "lower(hex(randomblob(4)) || '-' || hex(randomblob(2)) || '-4' || substr(hex(randomblob(2)), 2) || '-' \
+             || substr('89ab', 1 + (random() & 3), 1) || substr(hex(randomblob(2)), 2) || '-' || hex(randomblob(6)))"
         }
+    }
+}
+
+impl NewEvent {
+    /// The statement that records this event: one delivery per enabled webhook of its Service
+    /// subscribed to it (`EventTypes` holds `*` or the event's type), each with its own UUID —
+    /// one `INSERT … SELECT`, as the number of webhooks is not known here. `?` placeholders; it
+    /// ends in its `WHERE` clause (see [`super::script::Script::then_if_returned`]).
+    pub(crate) fn insert(&self, backend: Backend) -> (String, Vec<Arg>) {
+        let text = format!(
+            "INSERT INTO webhook_deliveries (uuid, account_sid, service_sid, webhook_sid, url, version, event_type, \
+             factor_sid, fields, status, attempts, max_attempts, next_attempt_at, lease_until, last_error, \
+             date_created, date_updated) SELECT {}, ?, service_sid, sid, webhook_url, version, ?, ?, ?, 'pending', 0, \
+             ?, ?, NULL, NULL, ?, ? FROM webhooks WHERE service_sid = ? AND status = 'enabled' \
+             AND ((',' || event_types || ',') LIKE '%,*,%' OR (',' || event_types || ',') LIKE ?)",
+            uuid_sql(backend)
+        );
+        let args = vec![
+            Arg::text(&self.account_sid),
+            Arg::text(self.event_type),
+            Arg::text(&self.factor_sid),
+            Arg::Text(Value::Object(self.fields.clone()).to_string()),
+            Arg::Int(self.max_attempts),
+            Arg::Int(self.now),
+            Arg::Int(self.now),
+            Arg::Int(self.now),
+            Arg::text(&self.service_sid),
+            // Event types are letters and dots: nothing in them is a LIKE wildcard.
+            Arg::Text(format!("%,{},%", self.event_type)),
+        ];
+        (text, args)
+    }
+}
+
+/// Inside an open transaction `$tx`: records `$event` (a `&NewEvent`) on `$backend`.
+macro_rules! record_event {
+    ($tx:expr, $event:expr, $backend:expr) => {{
+        let (text, args) = $crate::store::deliveries::NewEvent::insert($event, $backend);
+        let mut sql = $crate::store::Sql::new("");
+        sql.push(&text, args);
+        $crate::store::bind_args!(sqlx::query(&sql.text), &sql.args).execute(&mut *$tx).await?;
     }};
 }
 pub(crate) use record_event;
@@ -117,17 +115,7 @@ impl Store {
         lease_until: i64,
         limit: i64,
     ) -> Result<Vec<DeliveryRow>, sqlx::Error> {
-        let lock = match self.db {
-            Db::Postgres(_) => " FOR UPDATE SKIP LOCKED",
-            Db::Sqlite { .. } => "",
-        };
-        let sql = format!(
-            "UPDATE webhook_deliveries SET status = 'sending', lease_until = $2, date_updated = $1 WHERE id IN (\
-             SELECT d.id FROM webhook_deliveries d WHERE ((d.status IN ('pending', 'retrying') AND d.next_attempt_at <= $1) \
-             OR (d.status = 'sending' AND d.lease_until <= $1)) AND NOT EXISTS (SELECT 1 FROM webhook_deliveries e \
-             WHERE e.webhook_sid = d.webhook_sid AND e.factor_sid = d.factor_sid AND e.id < d.id \
-             AND e.status IN ('pending', 'retrying', 'sending')) ORDER BY d.id LIMIT $3{lock}) RETURNING {COLUMNS}"
-        );
+        let sql = claim_sql(self.backend());
         on_pool!(self, write, |pool| {
             sqlx::query_as::<_, DeliveryRow>(&sql).bind(now).bind(lease_until).bind(limit).fetch_all(pool).await
         })
@@ -184,23 +172,19 @@ impl Store {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn uuids_are_version_4() {
-        let u = uuid_v4();
-        assert_eq!(u.len(), 36);
-        assert_eq!(&u[14..15], "4");
-        assert!(matches!(&u[19..20], "8" | "9" | "a" | "b"));
-        assert_ne!(u, uuid_v4());
-    }
-
-    #[test]
-    fn star_subscribes_to_everything() {
-        assert!(subscribes("*", "factor.created"));
-        assert!(subscribes("factor.verified,challenge.approved", "challenge.approved"));
-        assert!(!subscribes("factor.verified", "challenge.approved"));
-    }
+/// The claim of [`Store::claim_deliveries`] (`$1` now, `$2` lease end, `$3` limit). "Earlier
+/// open delivery" is one seek into the partial index `webhook_deliveries_open` (migration 0004),
+/// whose condition the subquery repeats word for word so that both engines may use it.
+pub(crate) fn claim_sql(backend: Backend) -> String {
+    let lock = match backend {
+        Backend::Postgres => " FOR UPDATE SKIP LOCKED",
+        Backend::Sqlite => "",
+    };
+    format!(
+        "UPDATE webhook_deliveries SET status = 'sending', lease_until = $2, date_updated = $1 WHERE id IN (\
+         SELECT d.id FROM webhook_deliveries d WHERE ((d.status IN ('pending', 'retrying') AND d.next_attempt_at <= $1) \
+         OR (d.status = 'sending' AND d.lease_until <= $1)) AND NOT EXISTS (SELECT 1 FROM webhook_deliveries e \
+         WHERE e.webhook_sid = d.webhook_sid AND e.factor_sid = d.factor_sid AND e.id < d.id \
+         AND e.status IN ('pending', 'retrying', 'sending')) ORDER BY d.id LIMIT $3{lock}) RETURNING {COLUMNS}"
+    )
 }

@@ -2,6 +2,7 @@
 
 use super::deliveries::{record_event, NewEvent};
 use super::entities::EntityRow;
+use super::script::Script;
 use super::{on_pool, Arg, Page, Sql, Store, Window};
 
 #[derive(Debug, Clone, sqlx::FromRow)]
@@ -118,7 +119,7 @@ impl Store {
                 .bind(factor.date_updated)
                 .fetch_one(&mut *tx)
                 .await?;
-            record_event!(tx, event);
+            record_event!(tx, event, self.backend());
             tx.commit().await?;
             Ok(FactorCreated::Created(Box::new(factor)))
         })
@@ -158,40 +159,32 @@ impl Store {
     /// Writes the mutable fields of a Factor (name, status, config, metadata, date_updated), with
     /// the event the change causes, if any.
     pub async fn update_factor(&self, f: &FactorRow, event: Option<&NewEvent>) -> Result<(), sqlx::Error> {
-        on_pool!(self, write, |pool| {
-            let mut tx = pool.begin().await?;
-            sqlx::query(
-                "UPDATE factors SET friendly_name = $2, status = $3, config = $4, metadata = $5, \
-                 date_updated = $6 WHERE id = $1",
-            )
-            .bind(f.id)
-            .bind(&f.friendly_name)
-            .bind(&f.status)
-            .bind(&f.config)
-            .bind(&f.metadata)
-            .bind(f.date_updated)
-            .execute(&mut *tx)
-            .await?;
-            if let Some(event) = event {
-                record_event!(tx, event);
-            }
-            tx.commit().await
-        })
+        let mut script = Script::new().then(
+            "UPDATE factors SET friendly_name = ?, status = ?, config = ?, metadata = ?, date_updated = ? WHERE id = ?",
+            [
+                Arg::text(&f.friendly_name),
+                Arg::text(&f.status),
+                Arg::text(&f.config),
+                Arg::opt_text(f.metadata.as_deref()),
+                Arg::Int(f.date_updated),
+                Arg::Int(f.id),
+            ],
+        );
+        if let Some(event) = event {
+            let (text, args) = event.insert(self.backend());
+            script = script.then(&text, args);
+        }
+        self.run_script(script).await.map(|_| ())
     }
 
     /// Deletes a Factor and its Challenges, recording `event` when it existed. False when there
     /// was none.
     pub async fn delete_factor(&self, id: i64, event: &NewEvent) -> Result<bool, sqlx::Error> {
-        on_pool!(self, write, |pool| {
-            let mut tx = pool.begin().await?;
-            let deleted =
-                sqlx::query("DELETE FROM factors WHERE id = $1").bind(id).execute(&mut *tx).await?.rows_affected() > 0;
-            if deleted {
-                record_event!(tx, event);
-            }
-            tx.commit().await?;
-            Ok(deleted)
-        })
+        let (text, args) = event.insert(self.backend());
+        let script = Script::new()
+            .then("DELETE FROM factors WHERE id = ? RETURNING id", [Arg::Int(id)])
+            .then_if_returned(&text, args);
+        Ok(!self.run_script(script).await?.is_empty())
     }
 
     pub async fn list_factors(&self, entity_id: i64, window: &Window) -> Result<Page<FactorRow>, sqlx::Error> {

@@ -16,7 +16,10 @@ pub mod deliveries;
 pub mod entities;
 pub mod factors;
 pub mod outbox;
+#[cfg(test)]
+mod plans;
 pub mod pushes;
+mod script;
 pub mod services;
 pub mod tokens;
 pub mod webhooks;
@@ -68,6 +71,8 @@ macro_rules! bind_args {
             query = match arg {
                 $crate::store::Arg::Int(v) => query.bind(*v),
                 $crate::store::Arg::Text(v) => query.bind(v.as_str()),
+                $crate::store::Arg::NullInt => query.bind(None::<i64>),
+                $crate::store::Arg::NullText => query.bind(None::<&str>),
             };
         }
         query
@@ -80,6 +85,21 @@ pub(crate) use bind_args;
 pub enum Arg {
     Int(i64),
     Text(String),
+    /// NULL, typed as each column is (PostgreSQL checks parameter types).
+    NullInt,
+    NullText,
+}
+
+impl Arg {
+    pub fn text(value: &str) -> Arg {
+        Arg::Text(value.to_owned())
+    }
+    pub fn opt_text(value: Option<&str>) -> Arg {
+        value.map_or(Arg::NullText, Arg::text)
+    }
+    pub fn opt_int(value: Option<i64>) -> Arg {
+        value.map_or(Arg::NullInt, Arg::Int)
+    }
 }
 
 /// SQL text with its arguments, numbered `$1…` as they are pushed.
@@ -297,14 +317,18 @@ async fn connect_sqlite(url: &str, max_connections: u32) -> anyhow::Result<Db> {
         }
     }
     let options = options.journal_mode(SqliteJournalMode::Wal).synchronous(SqliteSynchronous::Normal);
+    // No ping before each acquire: a broken connection to a local file is not a thing, and the
+    // ping is a full round trip through the connection's worker thread (BENCHMARKS.md §3).
     let write = SqlitePoolOptions::new()
         .max_connections(1)
+        .test_before_acquire(false)
         .acquire_timeout(Duration::from_secs(10))
         .connect_with(options.clone())
         .await
         .with_context(|| format!("cannot open the SQLite database {url}"))?;
     let read = SqlitePoolOptions::new()
         .max_connections(max_connections.max(1))
+        .test_before_acquire(false)
         .acquire_timeout(Duration::from_secs(10))
         .connect_with(options.read_only(true))
         .await

@@ -1,6 +1,7 @@
 //! What the two outboxes (pushes and webhook deliveries) share: the attempt log, the state
 //! change that goes with each attempt, and clearing an account's history.
 
+use super::script::Script;
 use super::{on_pool, Arg, Sql, Store};
 
 /// One of the two outboxes.
@@ -58,39 +59,37 @@ impl Store {
         status: &str,
         next_attempt_at: i64,
     ) -> Result<(), sqlx::Error> {
-        let now = outcome.at;
         let (table, attempts, owner) = outbox.tables();
-        let insert = format!(
-            "INSERT INTO {attempts} ({owner}, attempt, at, http_status, outcome, error, latency_ms) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7)"
-        );
-        let update = format!(
-            "UPDATE {table} SET status = $2, attempts = attempts + 1, next_attempt_at = $3, lease_until = NULL, \
-             last_error = $4, date_updated = $5 WHERE id = $1"
-        );
-        on_pool!(self, write, |pool| {
-            let mut tx = pool.begin().await?;
-            sqlx::query(&insert)
-                .bind(id)
-                .bind(attempts_before + 1)
-                .bind(now)
-                .bind(outcome.http_status)
-                .bind(outcome.outcome)
-                .bind(&outcome.error)
-                .bind(outcome.latency_ms)
-                .execute(&mut *tx)
-                .await?;
-            sqlx::query(&update)
-                .bind(id)
-                .bind(status)
-                .bind(next_attempt_at)
-                .bind(&outcome.error)
-                .bind(now)
-                .execute(&mut *tx)
-                .await?;
-            tx.commit().await?;
-            Ok(())
-        })
+        let script = Script::new()
+            .then(
+                &format!(
+                    "INSERT INTO {attempts} ({owner}, attempt, at, http_status, outcome, error, latency_ms) \
+                     VALUES (?, ?, ?, ?, ?, ?, ?)"
+                ),
+                [
+                    Arg::Int(id),
+                    Arg::Int(attempts_before + 1),
+                    Arg::Int(outcome.at),
+                    Arg::opt_int(outcome.http_status),
+                    Arg::text(outcome.outcome),
+                    Arg::opt_text(outcome.error.as_deref()),
+                    Arg::Int(outcome.latency_ms),
+                ],
+            )
+            .then(
+                &format!(
+                    "UPDATE {table} SET status = ?, attempts = attempts + 1, next_attempt_at = ?, lease_until = NULL, \
+                     last_error = ?, date_updated = ? WHERE id = ?"
+                ),
+                [
+                    Arg::text(status),
+                    Arg::Int(next_attempt_at),
+                    Arg::opt_text(outcome.error.as_deref()),
+                    Arg::Int(outcome.at),
+                    Arg::Int(id),
+                ],
+            );
+        self.run_script(script).await.map(|_| ())
     }
 
     /// The attempts of the given rows, oldest first.

@@ -2,6 +2,7 @@
 //! with a lease so that a crashed worker's pushes are taken up again, and every attempt logged.
 
 use super::challenges::ChallengeRow;
+use super::script::Script;
 use super::{on_pool, Arg, Db, Page, Sql, Store, Window};
 
 #[derive(Debug, Clone, sqlx::FromRow, serde::Serialize)]
@@ -62,35 +63,37 @@ const COLUMNS: &str = "id, account_sid, service_sid, factor_sid, challenge_sid, 
     credential_sid, topic, payload, expires_at, status, attempts, max_attempts, next_attempt_at, lease_until, \
     last_error, date_created, date_updated";
 
-macro_rules! insert_push {
-    ($tx:expr, $p:expr) => {
-        sqlx::query(&format!(
-            "INSERT INTO pushes ({}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, \
-             $17, $18, $19)",
-            &COLUMNS[4..]
-        ))
-        .bind(&$p.account_sid)
-        .bind(&$p.service_sid)
-        .bind(&$p.factor_sid)
-        .bind(&$p.challenge_sid)
-        .bind(&$p.notification_sid)
-        .bind(&$p.platform)
-        .bind(&$p.target)
-        .bind(&$p.credential_sid)
-        .bind(&$p.topic)
-        .bind(&$p.payload)
-        .bind($p.expires_at)
-        .bind(&$p.status)
-        .bind($p.attempts)
-        .bind($p.max_attempts)
-        .bind($p.next_attempt_at)
-        .bind($p.lease_until)
-        .bind(&$p.last_error)
-        .bind($p.date_created)
-        .bind($p.date_updated)
-        .execute(&mut *$tx)
-        .await?
-    };
+/// The INSERT of a push, `?` placeholders in the order of [`push_args`].
+/// (`SELECT … WHERE TRUE` rather than `VALUES`, so that it can be guarded.)
+fn insert_push_sql() -> String {
+    format!(
+        "INSERT INTO pushes ({}) SELECT ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ? WHERE TRUE",
+        &COLUMNS[4..]
+    )
+}
+
+fn push_args(p: &PushRow) -> [Arg; 19] {
+    [
+        Arg::text(&p.account_sid),
+        Arg::text(&p.service_sid),
+        Arg::text(&p.factor_sid),
+        Arg::text(&p.challenge_sid),
+        Arg::opt_text(p.notification_sid.as_deref()),
+        Arg::text(&p.platform),
+        Arg::text(&p.target),
+        Arg::opt_text(p.credential_sid.as_deref()),
+        Arg::text(&p.topic),
+        Arg::text(&p.payload),
+        Arg::Int(p.expires_at),
+        Arg::text(&p.status),
+        Arg::Int(p.attempts),
+        Arg::Int(p.max_attempts),
+        Arg::Int(p.next_attempt_at),
+        Arg::opt_int(p.lease_until),
+        Arg::opt_text(p.last_error.as_deref()),
+        Arg::Int(p.date_created),
+        Arg::Int(p.date_updated),
+    ]
 }
 
 impl Store {
@@ -100,40 +103,37 @@ impl Store {
         c: &ChallengeRow,
         push: Option<&PushRow>,
     ) -> Result<i64, sqlx::Error> {
-        let sql = format!(
-            "INSERT INTO challenges ({}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, \
-             $12, $13, $14, $15, $16, $17, $18) RETURNING id",
-            &super::challenges::COLUMNS[4..]
+        let mut script = Script::new().then(
+            &format!(
+                "INSERT INTO challenges ({}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
+                &super::challenges::COLUMNS[4..]
+            ),
+            [
+                Arg::text(&c.sid),
+                Arg::Int(c.entity_id),
+                Arg::Int(c.factor_id),
+                Arg::text(&c.account_sid),
+                Arg::text(&c.service_sid),
+                Arg::text(&c.entity_sid),
+                Arg::text(&c.identity),
+                Arg::text(&c.factor_sid),
+                Arg::text(&c.factor_type),
+                Arg::text(&c.status),
+                Arg::text(&c.responded_reason),
+                Arg::text(&c.details),
+                Arg::opt_text(c.hidden_details.as_deref()),
+                Arg::opt_text(c.metadata.as_deref()),
+                Arg::Int(c.expiration_date),
+                Arg::opt_int(c.date_responded),
+                Arg::Int(c.date_created),
+                Arg::Int(c.date_updated),
+            ],
         );
-        on_pool!(self, write, |pool| {
-            let mut tx = pool.begin().await?;
-            let id = sqlx::query_scalar::<_, i64>(&sql)
-                .bind(&c.sid)
-                .bind(c.entity_id)
-                .bind(c.factor_id)
-                .bind(&c.account_sid)
-                .bind(&c.service_sid)
-                .bind(&c.entity_sid)
-                .bind(&c.identity)
-                .bind(&c.factor_sid)
-                .bind(&c.factor_type)
-                .bind(&c.status)
-                .bind(&c.responded_reason)
-                .bind(&c.details)
-                .bind(&c.hidden_details)
-                .bind(&c.metadata)
-                .bind(c.expiration_date)
-                .bind(c.date_responded)
-                .bind(c.date_created)
-                .bind(c.date_updated)
-                .fetch_one(&mut *tx)
-                .await?;
-            if let Some(p) = push {
-                insert_push!(tx, p);
-            }
-            tx.commit().await?;
-            Ok(id)
-        })
+        if let Some(p) = push {
+            script = script.then(&insert_push_sql(), push_args(p));
+        }
+        let ids = self.run_script(script).await?;
+        ids.first().copied().ok_or(sqlx::Error::RowNotFound)
     }
 
     /// Stores a Notification and its push, unless the Challenge already has `max` Notifications.
@@ -144,35 +144,28 @@ impl Store {
         push: &PushRow,
         max: i64,
     ) -> Result<bool, sqlx::Error> {
-        on_pool!(self, write, |pool| {
-            let mut tx = pool.begin().await?;
-            let existing: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM notifications WHERE challenge_id = $1")
-                .bind(n.challenge_id)
-                .fetch_one(&mut *tx)
-                .await?;
-            if existing >= max {
-                return Ok(false);
-            }
-            sqlx::query(
+        let script = Script::new()
+            .then(
                 "INSERT INTO notifications (sid, challenge_id, account_sid, service_sid, entity_sid, identity, \
-                 challenge_sid, priority, ttl, date_created) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+                 challenge_sid, priority, ttl, date_created) SELECT ?, ?, ?, ?, ?, ?, ?, ?, ?, ? \
+                 WHERE (SELECT COUNT(*) FROM notifications WHERE challenge_id = ?) < ? RETURNING id",
+                [
+                    Arg::text(&n.sid),
+                    Arg::Int(n.challenge_id),
+                    Arg::text(&n.account_sid),
+                    Arg::text(&n.service_sid),
+                    Arg::text(&n.entity_sid),
+                    Arg::text(&n.identity),
+                    Arg::text(&n.challenge_sid),
+                    Arg::text(&n.priority),
+                    Arg::Int(n.ttl),
+                    Arg::Int(n.date_created),
+                    Arg::Int(n.challenge_id),
+                    Arg::Int(max),
+                ],
             )
-            .bind(&n.sid)
-            .bind(n.challenge_id)
-            .bind(&n.account_sid)
-            .bind(&n.service_sid)
-            .bind(&n.entity_sid)
-            .bind(&n.identity)
-            .bind(&n.challenge_sid)
-            .bind(&n.priority)
-            .bind(n.ttl)
-            .bind(n.date_created)
-            .execute(&mut *tx)
-            .await?;
-            insert_push!(tx, push);
-            tx.commit().await?;
-            Ok(true)
-        })
+            .then_if_returned(&insert_push_sql(), push_args(push));
+        Ok(!self.run_script(script).await?.is_empty())
     }
 
     /// Claims up to `limit` pushes that are due (or whose sender's lease ran out) for sending,
