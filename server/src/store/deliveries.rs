@@ -2,6 +2,8 @@
 //! change that causes it: one delivery per enabled webhook of the Service whose `EventTypes`
 //! match (`*` matches all). Workers claim them with a lease, in order per (webhook, factor).
 
+use std::collections::HashMap;
+
 use serde_json::{Map, Value};
 
 use super::{on_pool, Arg, Backend, Page, Sql, Store, Window};
@@ -39,6 +41,16 @@ pub struct DeliveryRow {
     pub last_error: Option<String>,
     pub date_created: i64,
     pub date_updated: i64,
+}
+
+/// Where a webhook's deliveries go now.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct WebhookTarget {
+    pub sid: String,
+    pub service_sid: String,
+    pub webhook_url: String,
+    pub version: String,
+    pub status: String,
 }
 
 #[derive(Debug, Default, Clone)]
@@ -137,21 +149,20 @@ impl Store {
         })
     }
 
-    /// The current URL, version and status of a webhook (None when deleted).
-    pub async fn webhook_target(
-        &self,
-        service_sid: &str,
-        sid: &str,
-    ) -> Result<Option<(String, String, String)>, sqlx::Error> {
-        on_pool!(self, read, |pool| {
-            sqlx::query_as::<_, (String, String, String)>(
-                "SELECT webhook_url, version, status FROM webhooks WHERE sid = $1 AND service_sid = $2",
-            )
-            .bind(sid)
-            .bind(service_sid)
-            .fetch_optional(pool)
-            .await
-        })
+    /// The current URL, version and status of each of these webhooks that still exists, by SID.
+    pub async fn webhook_targets(&self, sids: &[&str]) -> Result<HashMap<String, WebhookTarget>, sqlx::Error> {
+        if sids.is_empty() {
+            return Ok(HashMap::new());
+        }
+        let mut sql = Sql::new("SELECT sid, service_sid, webhook_url, version, status FROM webhooks WHERE sid IN (");
+        for (i, sid) in sids.iter().enumerate() {
+            sql.push(if i == 0 { "?" } else { ", ?" }, [Arg::text(sid)]);
+        }
+        sql.push(")", []);
+        let rows: Vec<WebhookTarget> = on_pool!(self, read, |pool| {
+            super::bind_args!(sqlx::query_as::<_, WebhookTarget>(&sql.text), &sql.args).fetch_all(pool).await
+        })?;
+        Ok(rows.into_iter().map(|t| (t.sid.clone(), t)).collect())
     }
 
     pub async fn list_deliveries(

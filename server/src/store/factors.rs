@@ -1,5 +1,7 @@
 //! Factors: a device key (push) bound to an Entity.
 
+use sqlx::Connection as _;
+
 use super::deliveries::{record_event, NewEvent};
 use super::entities::EntityRow;
 use super::script::Script;

@@ -21,21 +21,25 @@ mod plans;
 pub mod pushes;
 mod script;
 pub mod services;
+pub mod sqlite;
 pub mod tokens;
 pub mod webhooks;
 
 use std::path::Path;
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqliteSynchronous};
+
+use self::sqlite::Connections;
 
 /// The database connections of one server process.
 #[derive(Debug, Clone)]
 pub enum Db {
-    Sqlite { read: SqlitePool, write: SqlitePool },
+    Sqlite { read: Arc<Connections>, write: Arc<Connections> },
     Postgres(PgPool),
 }
 
@@ -47,16 +51,27 @@ pub struct Store {
 
 /// Runs `$body` with `$pool` bound to the backend's pool: `read` or `write` (SQLite keeps them
 /// apart; PostgreSQL uses one pool for both).
+///
+/// `$pool` is a `&PgPool` or, on SQLite, a `&mut SqliteConnection` leased for the body (so the
+/// body uses it once, or opens a transaction on it).
 macro_rules! on_pool {
     ($store:expr, read, |$pool:ident| $body:expr) => {
         match &$store.db {
-            $crate::store::Db::Sqlite { read: $pool, .. } => $body,
+            $crate::store::Db::Sqlite { read, .. } => {
+                let mut lease = read.acquire().await?;
+                let $pool = &mut *lease;
+                $body
+            }
             $crate::store::Db::Postgres($pool) => $body,
         }
     };
     ($store:expr, write, |$pool:ident| $body:expr) => {
         match &$store.db {
-            $crate::store::Db::Sqlite { write: $pool, .. } => $body,
+            $crate::store::Db::Sqlite { write, .. } => {
+                let mut lease = write.acquire().await?;
+                let $pool = &mut *lease;
+                $body
+            }
             $crate::store::Db::Postgres($pool) => $body,
         }
     };
@@ -253,7 +268,7 @@ impl Store {
     /// advisory lock, so several instances may start at once).
     pub async fn migrate(&self) -> anyhow::Result<()> {
         match &self.db {
-            Db::Sqlite { write, .. } => sqlx::migrate!("../migrations/sqlite").run(write).await,
+            Db::Sqlite { write, .. } => sqlx::migrate!("../migrations/sqlite").run(&mut *write.acquire().await?).await,
             Db::Postgres(pool) => sqlx::migrate!("../migrations/postgres").run(pool).await,
         }
         .context("applying database migrations")
@@ -269,7 +284,7 @@ impl Store {
             + Unpin,
     {
         sql.window(window);
-        let rows = on_pool!(self, read, |pool| {
+        let rows: Vec<T> = on_pool!(self, read, |pool| {
             bind_args!(sqlx::query_as::<_, T>(&sql.text), &sql.args).fetch_all(pool).await
         })?;
         Ok(window.finish(rows))
@@ -299,16 +314,9 @@ async fn connect_sqlite(url: &str, max_connections: u32) -> anyhow::Result<Db> {
         .foreign_keys(true)
         .busy_timeout(Duration::from_secs(10));
     if in_memory {
-        // One connection that never closes: an in-memory database dies with its last connection.
-        let pool = SqlitePoolOptions::new()
-            .max_connections(1)
-            .min_connections(1)
-            .idle_timeout(None)
-            .max_lifetime(None)
-            .connect_with(options)
-            .await
-            .context("cannot open the in-memory SQLite database")?;
-        return Ok(Db::Sqlite { read: pool.clone(), write: pool });
+        // One connection for reads and writes: an in-memory database is private to its connection.
+        let conn = Connections::open(&options, 1).await.context("cannot open the in-memory SQLite database")?;
+        return Ok(Db::Sqlite { read: conn.clone(), write: conn });
     }
     if let Some(parent) = Path::new(options.get_filename()).parent() {
         if !parent.as_os_str().is_empty() {
@@ -316,21 +324,12 @@ async fn connect_sqlite(url: &str, max_connections: u32) -> anyhow::Result<Db> {
                 .with_context(|| format!("cannot create the folder {}", parent.display()))?;
         }
     }
+    // One writer, so that writes never wait on SQLite's lock; readers never wait for it (WAL).
     let options = options.journal_mode(SqliteJournalMode::Wal).synchronous(SqliteSynchronous::Normal);
-    // No ping before each acquire: a broken connection to a local file is not a thing, and the
-    // ping is a full round trip through the connection's worker thread (BENCHMARKS.md §3).
-    let write = SqlitePoolOptions::new()
-        .max_connections(1)
-        .test_before_acquire(false)
-        .acquire_timeout(Duration::from_secs(10))
-        .connect_with(options.clone())
-        .await
-        .with_context(|| format!("cannot open the SQLite database {url}"))?;
-    let read = SqlitePoolOptions::new()
-        .max_connections(max_connections.max(1))
-        .test_before_acquire(false)
-        .acquire_timeout(Duration::from_secs(10))
-        .connect_with(options.read_only(true))
+    let write =
+        Connections::open(&options, 1).await.with_context(|| format!("cannot open the SQLite database {url}"))?;
+    let readers = usize::try_from(max_connections.max(1)).unwrap_or(1);
+    let read = Connections::open(&options.read_only(true), readers)
         .await
         .with_context(|| format!("cannot open the SQLite database {url}"))?;
     Ok(Db::Sqlite { read, write })

@@ -21,6 +21,17 @@ impl Outbox {
     }
 }
 
+/// An attempt to record, and the state it leaves its row in.
+#[derive(Debug, Clone)]
+pub struct Settled {
+    pub id: i64,
+    pub attempts_before: i64,
+    pub outcome: AttemptOutcome,
+    /// The row's new status (`delivered`/`sent`, `retrying`, `failed`…).
+    pub status: &'static str,
+    pub next_attempt_at: i64,
+}
+
 /// One logged attempt.
 #[derive(Debug, Clone, sqlx::FromRow, serde::Serialize)]
 pub struct AttemptRow {
@@ -56,39 +67,54 @@ impl Store {
         id: i64,
         attempts_before: i64,
         outcome: &AttemptOutcome,
-        status: &str,
+        status: &'static str,
         next_attempt_at: i64,
     ) -> Result<(), sqlx::Error> {
+        let settled = Settled { id, attempts_before, outcome: outcome.clone(), status, next_attempt_at };
+        self.record_attempts(outbox, std::slice::from_ref(&settled)).await
+    }
+
+    /// [`Store::record_attempt`] for several rows at once, in one transaction.
+    pub async fn record_attempts(&self, outbox: Outbox, settled: &[Settled]) -> Result<(), sqlx::Error> {
         let (table, attempts, owner) = outbox.tables();
-        let script = Script::new()
-            .then(
-                &format!(
-                    "INSERT INTO {attempts} ({owner}, attempt, at, http_status, outcome, error, latency_ms) \
-                     VALUES (?, ?, ?, ?, ?, ?, ?)"
-                ),
-                [
-                    Arg::Int(id),
-                    Arg::Int(attempts_before + 1),
-                    Arg::Int(outcome.at),
-                    Arg::opt_int(outcome.http_status),
-                    Arg::text(outcome.outcome),
-                    Arg::opt_text(outcome.error.as_deref()),
-                    Arg::Int(outcome.latency_ms),
-                ],
-            )
-            .then(
-                &format!(
-                    "UPDATE {table} SET status = ?, attempts = attempts + 1, next_attempt_at = ?, lease_until = NULL, \
-                     last_error = ?, date_updated = ? WHERE id = ?"
-                ),
-                [
-                    Arg::text(status),
-                    Arg::Int(next_attempt_at),
-                    Arg::opt_text(outcome.error.as_deref()),
-                    Arg::Int(outcome.at),
-                    Arg::Int(id),
-                ],
-            );
+        let insert = format!(
+            "INSERT INTO {attempts} ({owner}, attempt, at, http_status, outcome, error, latency_ms) \
+             VALUES (?, ?, ?, ?, ?, ?, ?)"
+        );
+        let update = format!(
+            "UPDATE {table} SET status = ?, attempts = attempts + 1, next_attempt_at = ?, lease_until = NULL, \
+             last_error = ?, date_updated = ? WHERE id = ?"
+        );
+        let mut script = Script::new();
+        for s in settled {
+            let o = &s.outcome;
+            script = script
+                .then(
+                    &insert,
+                    [
+                        Arg::Int(s.id),
+                        Arg::Int(s.attempts_before + 1),
+                        Arg::Int(o.at),
+                        Arg::opt_int(o.http_status),
+                        Arg::text(o.outcome),
+                        Arg::opt_text(o.error.as_deref()),
+                        Arg::Int(o.latency_ms),
+                    ],
+                )
+                .then(
+                    &update,
+                    [
+                        Arg::text(s.status),
+                        Arg::Int(s.next_attempt_at),
+                        Arg::opt_text(o.error.as_deref()),
+                        Arg::Int(o.at),
+                        Arg::Int(s.id),
+                    ],
+                );
+        }
+        if settled.is_empty() {
+            return Ok(());
+        }
         self.run_script(script).await.map(|_| ())
     }
 

@@ -12,7 +12,8 @@ use super::{bind_args, Arg, Backend, Cursor, Db, Sql, Store, Window};
 async fn plan(store: &Store, sql: &str, args: &[Arg]) -> String {
     let Db::Sqlite { read, .. } = &store.db else { unreachable!("a SQLite store") };
     let explain = format!("EXPLAIN QUERY PLAN {sql}");
-    let rows: Vec<(i64, i64, i64, String)> = bind_args!(sqlx::query_as(&explain), args).fetch_all(read).await.unwrap();
+    let rows: Vec<(i64, i64, i64, String)> =
+        bind_args!(sqlx::query_as(&explain), args).fetch_all(&mut *read.acquire().await.unwrap()).await.unwrap();
     rows.into_iter().map(|(_, _, _, detail)| detail).collect::<Vec<_>>().join("\n")
 }
 

@@ -134,13 +134,16 @@ mod tests {
     async fn store() -> Store {
         let store = Store::connect("sqlite::memory:", 1).await.unwrap();
         let Db::Sqlite { write, .. } = &store.db else { unreachable!() };
-        sqlx::query("CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT NOT NULL UNIQUE)").execute(write).await.unwrap();
+        sqlx::query("CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT NOT NULL UNIQUE)")
+            .execute(&mut *write.acquire().await.unwrap())
+            .await
+            .unwrap();
         store
     }
 
     async fn values(store: &Store) -> Vec<String> {
         let Db::Sqlite { read, .. } = &store.db else { unreachable!() };
-        sqlx::query_scalar("SELECT v FROM t ORDER BY id").fetch_all(read).await.unwrap()
+        sqlx::query_scalar("SELECT v FROM t ORDER BY id").fetch_all(&mut *read.acquire().await.unwrap()).await.unwrap()
     }
 
     #[tokio::test]

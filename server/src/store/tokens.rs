@@ -1,5 +1,7 @@
 //! Enrollment access tokens, and the server's own keys (shared by every instance).
 
+use sqlx::Connection as _;
+
 use super::{on_pool, Store};
 
 #[derive(Debug, Clone, sqlx::FromRow)]
@@ -55,15 +57,18 @@ impl Store {
     /// sharing the database gets the same value, whichever proposed it first.
     pub async fn server_key_or_insert(&self, name: &str, proposed: &str) -> Result<String, sqlx::Error> {
         on_pool!(self, write, |pool| {
+            let mut tx = pool.begin().await?;
             sqlx::query("INSERT INTO server_keys (name, value) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING")
                 .bind(name)
                 .bind(proposed)
-                .execute(pool)
+                .execute(&mut *tx)
                 .await?;
-            sqlx::query_scalar::<_, String>("SELECT value FROM server_keys WHERE name = $1")
+            let value = sqlx::query_scalar::<_, String>("SELECT value FROM server_keys WHERE name = $1")
                 .bind(name)
-                .fetch_one(pool)
-                .await
+                .fetch_one(&mut *tx)
+                .await?;
+            tx.commit().await?;
+            Ok(value)
         })
     }
 }

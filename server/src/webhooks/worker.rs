@@ -4,6 +4,7 @@
 //! Redirects are not followed; response bodies are read up to a small cap; at most
 //! `concurrency` deliveries are in flight.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -13,8 +14,8 @@ use tokio::sync::Notify;
 
 use super::{signature, WebhookSettings, V2_ONLY};
 use crate::clock::SharedClock;
-use crate::store::deliveries::DeliveryRow;
-use crate::store::outbox::{AttemptOutcome, Outbox};
+use crate::store::deliveries::{DeliveryRow, WebhookTarget};
+use crate::store::outbox::{AttemptOutcome, Outbox, Settled};
 use crate::store::Store;
 
 /// Response bytes read from a receiver (for the error message), at most.
@@ -43,20 +44,23 @@ impl Deliverer {
         Ok(Deliverer { settings, store, http })
     }
 
-    async fn attempt(&self, d: &DeliveryRow) -> Result<Outcome, sqlx::Error> {
-        let Some((url, version, status)) = self.store.webhook_target(&d.service_sid, &d.webhook_sid).await? else {
-            return Ok(Outcome::Cancelled("the webhook was deleted".into()));
+    /// One POST of `d` to its webhook as it is now (`None` once deleted), signed with the
+    /// account's auth token.
+    async fn attempt(&self, d: &DeliveryRow, target: Option<&WebhookTarget>, auth_token: Option<&str>) -> Outcome {
+        let Some(target) = target.filter(|t| t.service_sid == d.service_sid) else {
+            return Outcome::Cancelled("the webhook was deleted".into());
         };
-        if status != "enabled" {
-            return Ok(Outcome::Cancelled("the webhook was disabled".into()));
+        if target.status != "enabled" {
+            return Outcome::Cancelled("the webhook was disabled".into());
         }
-        let Some(account) = self.store.account(&d.account_sid).await? else {
-            return Ok(Outcome::Cancelled("the account no longer exists".into()));
+        let Some(auth_token) = auth_token else {
+            return Outcome::Cancelled("the account no longer exists".into());
         };
+        let url = &target.webhook_url;
         let fields: Map<String, Value> = serde_json::from_str(&d.fields).unwrap_or_default();
         let mut params = vec![("uuid".to_owned(), d.uuid.clone())];
         for (name, value) in fields {
-            if version == "v1" && V2_ONLY.contains(&name.as_str()) {
+            if target.version == "v1" && V2_ONLY.contains(&name.as_str()) {
                 continue;
             }
             if let Value::String(text) = value {
@@ -65,15 +69,15 @@ impl Deliverer {
         }
         let response = self
             .http
-            .post(&url)
-            .header("X-Twilio-Signature", signature(&account.auth_token, &url, &params))
+            .post(url)
+            .header("X-Twilio-Signature", signature(auth_token, url, &params))
             .header("I-Twilio-Idempotency-Token", &d.uuid)
             .form(&params)
             .send()
             .await;
         let mut response = match response {
             Ok(r) => r,
-            Err(e) => return Ok(Outcome::Retry(None, format!("unreachable: {e}"))),
+            Err(e) => return Outcome::Retry(None, format!("unreachable: {e}")),
         };
         let code = response.status().as_u16();
         let mut body = Vec::new();
@@ -84,41 +88,72 @@ impl Deliverer {
             }
         }
         if response.status().is_success() {
-            Ok(Outcome::Delivered(code))
+            Outcome::Delivered(code)
         } else {
             let text: String = String::from_utf8_lossy(&body).chars().take(200).collect();
-            Ok(Outcome::Retry(Some(code), format!("HTTP {code}: {text}")))
+            Outcome::Retry(Some(code), format!("HTTP {code}: {text}"))
         }
     }
 
-    async fn process(&self, d: DeliveryRow, now: i64) -> Result<(), sqlx::Error> {
-        let started = Instant::now();
-        let outcome = self.attempt(&d).await?;
-        let latency_ms = i64::try_from(started.elapsed().as_millis()).unwrap_or(i64::MAX);
-        let attempts = d.attempts + 1;
-        let (status, next, record) = match outcome {
-            Outcome::Cancelled(reason) => return self.store.cancel_delivery(d.id, &reason, now).await,
-            Outcome::Delivered(code) => (
-                "delivered",
-                now,
-                AttemptOutcome { at: now, http_status: Some(code.into()), outcome: "sent", error: None, latency_ms },
-            ),
-            Outcome::Retry(code, error) => {
-                let status = if attempts < d.max_attempts { "retrying" } else { "failed" };
-                let record = AttemptOutcome {
-                    at: now,
-                    http_status: code.map(i64::from),
-                    outcome: if status == "failed" { "failed" } else { "retry" },
-                    error: Some(error),
-                    latency_ms,
-                };
-                (status, now + crate::workers::backoff(attempts, self.settings.max_backoff), record)
+    /// Delivers a claimed batch: reads its webhooks and accounts once, POSTs concurrently, and
+    /// records every attempt in one transaction.
+    async fn deliver(&self, batch: &[DeliveryRow], now: i64) -> Result<(), sqlx::Error> {
+        let mut webhooks: Vec<&str> = batch.iter().map(|d| d.webhook_sid.as_str()).collect();
+        webhooks.sort_unstable();
+        webhooks.dedup();
+        let targets = self.store.webhook_targets(&webhooks).await?;
+        let mut tokens: HashMap<&str, Option<String>> = HashMap::new();
+        for d in batch {
+            if !tokens.contains_key(d.account_sid.as_str()) {
+                let token = self.store.account(&d.account_sid).await?.map(|a| a.auth_token);
+                tokens.insert(&d.account_sid, token);
             }
-        };
-        if status == "failed" {
-            tracing::warn!(delivery = %d.uuid, webhook = %d.webhook_sid, event = %d.event_type, error = ?record.error, "webhook delivery gave up");
         }
-        self.store.record_attempt(Outbox::WebhookDeliveries, d.id, d.attempts, &record, status, next).await
+        let (targets, tokens) = (&targets, &tokens);
+        let outcomes = join_all(batch.iter().map(|d| async move {
+            let started = Instant::now();
+            let token = tokens.get(d.account_sid.as_str()).and_then(Option::as_deref);
+            let outcome = self.attempt(d, targets.get(&d.webhook_sid), token).await;
+            (d, outcome, i64::try_from(started.elapsed().as_millis()).unwrap_or(i64::MAX))
+        }))
+        .await;
+        let mut settled = Vec::with_capacity(outcomes.len());
+        for (d, outcome, latency_ms) in outcomes {
+            let attempts = d.attempts + 1;
+            let (status, next_attempt_at, outcome) = match outcome {
+                Outcome::Cancelled(reason) => {
+                    self.store.cancel_delivery(d.id, &reason, now).await?;
+                    continue;
+                }
+                Outcome::Delivered(code) => (
+                    "delivered",
+                    now,
+                    AttemptOutcome {
+                        at: now,
+                        http_status: Some(code.into()),
+                        outcome: "sent",
+                        error: None,
+                        latency_ms,
+                    },
+                ),
+                Outcome::Retry(code, error) => {
+                    let status = if attempts < d.max_attempts { "retrying" } else { "failed" };
+                    let record = AttemptOutcome {
+                        at: now,
+                        http_status: code.map(i64::from),
+                        outcome: if status == "failed" { "failed" } else { "retry" },
+                        error: Some(error),
+                        latency_ms,
+                    };
+                    (status, now + crate::workers::backoff(attempts, self.settings.max_backoff), record)
+                }
+            };
+            if status == "failed" {
+                tracing::warn!(delivery = %d.uuid, webhook = %d.webhook_sid, event = %d.event_type, error = ?outcome.error, "webhook delivery gave up");
+            }
+            settled.push(Settled { id: d.id, attempts_before: d.attempts, outcome, status, next_attempt_at });
+        }
+        self.store.record_attempts(Outbox::WebhookDeliveries, &settled).await
     }
 }
 
@@ -135,9 +170,8 @@ pub async fn run(deliverer: Arc<Deliverer>, store: Store, clock: SharedClock, wa
             }
         };
         let idle = claimed.is_empty();
-        let results = join_all(claimed.into_iter().map(|d| deliverer.process(d, now))).await;
-        for error in results.into_iter().filter_map(Result::err) {
-            tracing::warn!(error = %error, "webhook worker: cannot record an attempt; the lease will bring it back");
+        if let Err(error) = deliverer.deliver(&claimed, now).await {
+            tracing::warn!(error = %error, "webhook worker: cannot record attempts; their leases will bring them back");
         }
         if idle {
             tokio::select! {
