@@ -119,8 +119,8 @@ macro_rules! record_event {
 pub(crate) use record_event;
 
 impl Store {
-    /// Claims due deliveries, oldest first, skipping any whose (webhook, factor) has an earlier
-    /// delivery still outstanding: events reach each receiver in order per factor.
+    /// Claims due deliveries, longest due first, skipping any whose (webhook, factor) has an
+    /// earlier delivery still outstanding: events reach each receiver in order per factor.
     pub async fn claim_deliveries(
         &self,
         now: i64,
@@ -185,7 +185,11 @@ impl Store {
 
 /// The claim of [`Store::claim_deliveries`] (`$1` now, `$2` lease end, `$3` limit). "Earlier
 /// open delivery" is one seek into the partial index `webhook_deliveries_open` (migration 0004),
-/// whose condition the subquery repeats word for word so that both engines may use it.
+/// whose condition the subquery repeats word for word so that both engines may use it. There is
+/// no `ORDER BY`: candidates stream from `webhook_deliveries_due` (longest due first) and the
+/// scan stops at the limit, so a claim costs the same with a backlog of ten or of a million;
+/// sorting the backlog made every claim O(backlog) on the writer (BENCHMARKS.md §2). Order per
+/// (webhook, factor) comes from the `NOT EXISTS`, not from the scan.
 pub(crate) fn claim_sql(backend: Backend) -> String {
     let lock = match backend {
         Backend::Postgres => " FOR UPDATE SKIP LOCKED",
@@ -196,6 +200,6 @@ pub(crate) fn claim_sql(backend: Backend) -> String {
          SELECT d.id FROM webhook_deliveries d WHERE ((d.status IN ('pending', 'retrying') AND d.next_attempt_at <= $1) \
          OR (d.status = 'sending' AND d.lease_until <= $1)) AND NOT EXISTS (SELECT 1 FROM webhook_deliveries e \
          WHERE e.webhook_sid = d.webhook_sid AND e.factor_sid = d.factor_sid AND e.id < d.id \
-         AND e.status IN ('pending', 'retrying', 'sending')) ORDER BY d.id LIMIT $3{lock}) RETURNING {COLUMNS}"
+         AND e.status IN ('pending', 'retrying', 'sending')) LIMIT $3{lock}) RETURNING {COLUMNS}"
     )
 }
