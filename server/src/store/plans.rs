@@ -47,3 +47,11 @@ async fn the_webhook_claim_streams_due_deliveries_and_seeks_only_open_ones() {
     assert!(plan.contains("SEARCH d USING INDEX webhook_deliveries_due"), "{plan}");
     assert!(!plan.contains("TEMP B-TREE"), "{plan}");
 }
+
+#[tokio::test]
+async fn the_push_claim_streams_due_pushes() {
+    let args = [Arg::Int(1_700_000_000), Arg::Int(1_700_000_030), Arg::Int(32)];
+    let plan = plan(&store().await, &super::pushes::claim_sql(Backend::Sqlite), &args).await;
+    assert!(plan.contains("SEARCH pushes USING INDEX pushes_due"), "{plan}");
+    assert!(!plan.contains("TEMP B-TREE"), "{plan}");
+}

@@ -3,7 +3,7 @@
 
 use super::challenges::ChallengeRow;
 use super::script::Script;
-use super::{on_pool, Arg, Db, Page, Sql, Store, Window};
+use super::{on_pool, Arg, Backend, Page, Sql, Store, Window};
 
 #[derive(Debug, Clone, sqlx::FromRow, serde::Serialize)]
 pub struct PushRow {
@@ -171,17 +171,7 @@ impl Store {
     /// Claims up to `limit` pushes that are due (or whose sender's lease ran out) for sending,
     /// leasing them until `lease_until`.
     pub async fn claim_pushes(&self, now: i64, lease_until: i64, limit: i64) -> Result<Vec<PushRow>, sqlx::Error> {
-        let due = "SELECT id FROM pushes WHERE (status IN ('queued', 'retrying') AND next_attempt_at <= $1) \
-                   OR (status = 'sending' AND lease_until <= $1) ORDER BY id LIMIT $3";
-        // PostgreSQL: skip rows another instance is claiming. SQLite has one writer.
-        let lock = match self.db {
-            Db::Postgres(_) => " FOR UPDATE SKIP LOCKED",
-            Db::Sqlite { .. } => "",
-        };
-        let sql = format!(
-            "UPDATE pushes SET status = 'sending', lease_until = $2, date_updated = $1 WHERE id IN ({due}{lock}) \
-             RETURNING {COLUMNS}"
-        );
+        let sql = claim_sql(self.backend());
         on_pool!(self, write, |pool| {
             sqlx::query_as::<_, PushRow>(&sql).bind(now).bind(lease_until).bind(limit).fetch_all(pool).await
         })
@@ -204,4 +194,19 @@ impl Store {
         ]);
         self.fetch_page(sql, window).await
     }
+}
+
+/// The claim of [`Store::claim_pushes`] (`$1` now, `$2` lease end, `$3` limit): due pushes stream
+/// from `pushes_due`, longest due first, and the scan stops at the limit — no sort of the whole
+/// backlog. PostgreSQL skips rows another instance is claiming; SQLite has one writer.
+pub(crate) fn claim_sql(backend: Backend) -> String {
+    let lock = match backend {
+        Backend::Postgres => " FOR UPDATE SKIP LOCKED",
+        Backend::Sqlite => "",
+    };
+    format!(
+        "UPDATE pushes SET status = 'sending', lease_until = $2, date_updated = $1 WHERE id IN (SELECT id FROM pushes \
+         WHERE (status IN ('queued', 'retrying') AND next_attempt_at <= $1) OR (status = 'sending' AND lease_until <= $1) \
+         LIMIT $3{lock}) RETURNING {COLUMNS}"
+    )
 }
