@@ -34,12 +34,13 @@ use anyhow::Context;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqliteSynchronous};
 
+use self::script::ScriptQueue;
 use self::sqlite::Connections;
 
 /// The database connections of one server process.
 #[derive(Debug, Clone)]
 pub enum Db {
-    Sqlite { read: Arc<Connections>, write: Arc<Connections> },
+    Sqlite { read: Arc<Connections>, write: Arc<Connections>, scripts: ScriptQueue },
     Postgres(PgPool),
 }
 
@@ -297,7 +298,7 @@ impl Store {
 
     pub async fn close(&self) {
         match &self.db {
-            Db::Sqlite { read, write } => {
+            Db::Sqlite { read, write, .. } => {
                 read.close().await;
                 write.close().await;
             }
@@ -316,7 +317,7 @@ async fn connect_sqlite(url: &str, max_connections: u32) -> anyhow::Result<Db> {
     if in_memory {
         // One connection for reads and writes: an in-memory database is private to its connection.
         let conn = Connections::open(&options, 1).await.context("cannot open the in-memory SQLite database")?;
-        return Ok(Db::Sqlite { read: conn.clone(), write: conn });
+        return Ok(Db::Sqlite { read: conn.clone(), scripts: ScriptQueue::start(conn.clone()), write: conn });
     }
     if let Some(parent) = Path::new(options.get_filename()).parent() {
         if !parent.as_os_str().is_empty() {
@@ -332,7 +333,7 @@ async fn connect_sqlite(url: &str, max_connections: u32) -> anyhow::Result<Db> {
     let read = Connections::open(&options.read_only(true), readers)
         .await
         .with_context(|| format!("cannot open the SQLite database {url}"))?;
-    Ok(Db::Sqlite { read, write })
+    Ok(Db::Sqlite { read, scripts: ScriptQueue::start(write.clone()), write })
 }
 
 /// Whether an error is a unique-constraint violation (a concurrent duplicate insert).

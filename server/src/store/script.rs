@@ -4,12 +4,22 @@
 //! `COMMIT` included — is a round trip to that thread: a channel message and a thread wake-up each
 //! way. On the single SQLite writer those trips, not SQLite's work, bound write throughput
 //! (BENCHMARKS.md §3). A [`Script`] goes to SQLite as one query, `BEGIN; s1; s2; …; COMMIT` (sqlx
-//! binds `$N` across the statements of one query): one trip per transaction. It runs in a task of
-//! its own, so a request dropped half-way cannot stop it between `BEGIN` and `COMMIT`; when a
-//! statement fails, the statements after it are skipped and the transaction is rolled back.
+//! binds `$N` across the statements of one query): one trip per transaction.
 //!
-//! PostgreSQL runs the same statements one by one inside a transaction.
+//! Group commit: scripts queue for one task that owns the writer's turn. It takes every script
+//! waiting at that moment and runs them as one transaction, in one query — one trip, one commit
+//! and one write of each changed page for the lot — then answers each caller with its own rows.
+//! If any statement fails, that transaction is rolled back and each script is run again alone, so
+//! the failure is its script's only. Callers are answered after the commit; a caller that stops
+//! waiting does not stop its script half-way.
+//!
+//! PostgreSQL runs the statements one by one inside a transaction of the caller's.
 
+use std::sync::Arc;
+
+use tokio::sync::{mpsc, oneshot};
+
+use super::sqlite::Connections;
 use super::{bind_args, Arg, Db, Sql, Store};
 
 /// Statements that commit together, or not at all.
@@ -51,6 +61,7 @@ impl Script {
     /// Adds a statement that runs only if the one before it returned a row (that one ends in
     /// `RETURNING`; this one ends in a `WHERE` clause, which SQLite extends with `changes() > 0`).
     pub fn then_if_returned(mut self, text: &str, args: impl IntoIterator<Item = Arg>) -> Script {
+        debug_assert!(!self.statements.is_empty(), "a guarded statement follows another");
         self.statements.push(Statement { text: text.to_owned(), args: args.into_iter().collect(), guarded: true });
         self
     }
@@ -58,6 +69,12 @@ impl Script {
     /// The whole script as one SQLite query, its placeholders numbered across the statements.
     fn sqlite_text(&self) -> Sql {
         let mut sql = Sql::new("BEGIN; ");
+        self.push_statements(&mut sql);
+        sql.push("COMMIT", []);
+        sql
+    }
+
+    fn push_statements(&self, sql: &mut Sql) {
         for s in &self.statements {
             sql.push(&s.text, s.args.iter().cloned());
             if s.guarded {
@@ -65,8 +82,129 @@ impl Script {
             }
             sql.push("; ", []);
         }
-        sql.push("COMMIT", []);
-        sql
+    }
+
+    fn arg_count(&self) -> usize {
+        self.statements.iter().map(|s| s.args.len()).sum()
+    }
+}
+
+/// Scripts run together at most (SQLite binds at most 32,766 arguments per query).
+const GROUP_MAX_SCRIPTS: usize = 64;
+const GROUP_MAX_ARGS: usize = 30_000;
+
+/// A script waiting for the writer, and where its result goes.
+struct Job {
+    script: Script,
+    reply: oneshot::Sender<Result<Vec<i64>, sqlx::Error>>,
+}
+
+/// The queue of scripts waiting for the SQLite writer (see the module's documentation).
+#[derive(Clone)]
+pub struct ScriptQueue(mpsc::UnboundedSender<Job>);
+
+impl std::fmt::Debug for ScriptQueue {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ScriptQueue")
+    }
+}
+
+impl ScriptQueue {
+    /// Starts the task that runs queued scripts on `write`; it ends when every sender is gone.
+    pub fn start(write: Arc<Connections>) -> ScriptQueue {
+        let (sender, queue) = mpsc::unbounded_channel();
+        tokio::spawn(group_commit(write, queue));
+        ScriptQueue(sender)
+    }
+
+    async fn run(&self, script: Script) -> Result<Vec<i64>, sqlx::Error> {
+        let (reply, result) = oneshot::channel();
+        self.0.send(Job { script, reply }).map_err(|_| sqlx::Error::WorkerCrashed)?;
+        result.await.map_err(|_| sqlx::Error::WorkerCrashed)?
+    }
+}
+
+async fn group_commit(write: Arc<Connections>, mut queue: mpsc::UnboundedReceiver<Job>) {
+    while let Some(first) = queue.recv().await {
+        let mut args = first.script.arg_count();
+        let mut jobs = vec![first];
+        while jobs.len() < GROUP_MAX_SCRIPTS && args < GROUP_MAX_ARGS {
+            match queue.try_recv() {
+                Ok(job) => {
+                    args += job.script.arg_count();
+                    jobs.push(job);
+                }
+                Err(_) => break,
+            }
+        }
+        let mut results = run_group(&write, &jobs).await.into_iter();
+        for job in jobs {
+            let result = results.next().unwrap_or(Err(sqlx::Error::WorkerCrashed));
+            let _ = job.reply.send(result);
+        }
+    }
+}
+
+/// Runs `jobs` as one transaction (alone, each, if that fails): one result per job, in order.
+async fn run_group(write: &Arc<Connections>, jobs: &[Job]) -> Vec<Result<Vec<i64>, sqlx::Error>> {
+    let mut lease = match write.acquire().await {
+        Ok(lease) => lease,
+        Err(e) => {
+            let reason = e.to_string();
+            return jobs.iter().map(|_| Err(sqlx::Error::Protocol(reason.clone()))).collect();
+        }
+    };
+    if let [job] = jobs {
+        return vec![run_alone(&mut lease, &job.script).await];
+    }
+    // One query; a `SELECT NULL` after each script marks where its rows end (ids are never NULL).
+    let mut sql = Sql::new("BEGIN; ");
+    for job in jobs {
+        job.script.push_statements(&mut sql);
+        sql.push("SELECT NULL; ", []);
+    }
+    sql.push("COMMIT", []);
+    // Not kept prepared: the text varies with the group.
+    let rows = bind_args!(sqlx::query_scalar::<_, Option<i64>>(&sql.text), &sql.args)
+        .persistent(false)
+        .fetch_all(&mut *lease)
+        .await;
+    match rows {
+        Ok(rows) => {
+            let mut results = Vec::with_capacity(jobs.len());
+            let mut current = Vec::new();
+            for row in rows {
+                match row {
+                    Some(id) => current.push(id),
+                    None => results.push(Ok(std::mem::take(&mut current))),
+                }
+            }
+            results
+        }
+        Err(_) => {
+            rollback(&mut lease).await;
+            let mut results = Vec::with_capacity(jobs.len());
+            for job in jobs {
+                results.push(run_alone(&mut lease, &job.script).await);
+            }
+            results
+        }
+    }
+}
+
+async fn run_alone(conn: &mut sqlx::SqliteConnection, script: &Script) -> Result<Vec<i64>, sqlx::Error> {
+    let sql = script.sqlite_text();
+    let result = bind_args!(sqlx::query_scalar::<_, i64>(&sql.text), &sql.args).fetch_all(&mut *conn).await;
+    if result.is_err() {
+        rollback(conn).await;
+    }
+    result
+}
+
+/// Ends the transaction a failed query left open at its failing statement.
+async fn rollback(conn: &mut sqlx::SqliteConnection) {
+    if let Err(e) = sqlx::query("ROLLBACK").execute(conn).await {
+        tracing::debug!(error = %e, "rollback after a failed script");
     }
 }
 
@@ -75,22 +213,7 @@ impl Store {
     /// returned, in order.
     pub(crate) async fn run_script(&self, script: Script) -> Result<Vec<i64>, sqlx::Error> {
         match &self.db {
-            Db::Sqlite { write, .. } => {
-                let pool = write.clone();
-                let sql = script.sqlite_text();
-                tokio::spawn(async move {
-                    let mut conn = pool.acquire().await?;
-                    let result =
-                        bind_args!(sqlx::query_scalar::<_, i64>(&sql.text), &sql.args).fetch_all(&mut *conn).await;
-                    if result.is_err() {
-                        // The query stopped at the failing statement, inside its transaction.
-                        let _ = sqlx::query("ROLLBACK").execute(&mut *conn).await;
-                    }
-                    result
-                })
-                .await
-                .map_err(|_| sqlx::Error::WorkerCrashed)?
-            }
+            Db::Sqlite { scripts, .. } => scripts.run(script).await,
             Db::Postgres(pool) => {
                 let mut tx = pool.begin().await?;
                 let mut returned = Vec::new();
@@ -191,5 +314,59 @@ mod tests {
         assert_eq!(store.run_script(guarded("a")).await.unwrap(), vec![1]);
         assert!(store.run_script(guarded("zzz")).await.unwrap().is_empty());
         assert_eq!(values(&store).await, ["a", "a+"]);
+    }
+
+    /// Queues one script per value while the writer is held, so that they run as groups.
+    async fn queued_together(store: &Store, wanted: &[String]) -> Vec<Result<Vec<i64>, sqlx::Error>> {
+        let Db::Sqlite { write, .. } = &store.db else { unreachable!() };
+        let held = write.acquire().await.unwrap();
+        let runs = wanted.iter().map(|v| {
+            store.run_script(
+                Script::new()
+                    .then("INSERT INTO t (v) VALUES (?) RETURNING id", [Arg::text(v)])
+                    .then("UPDATE t SET v = v WHERE v = ? RETURNING -id", [Arg::text(v)]),
+            )
+        });
+        let release = async move {
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            drop(held);
+        };
+        tokio::join!(futures_util::future::join_all(runs), release).0
+    }
+
+    async fn id_of(store: &Store, v: &str) -> i64 {
+        let Db::Sqlite { read, .. } = &store.db else { unreachable!() };
+        sqlx::query_scalar("SELECT id FROM t WHERE v = $1")
+            .bind(v)
+            .fetch_one(&mut *read.acquire().await.unwrap())
+            .await
+            .unwrap()
+    }
+
+    #[tokio::test]
+    async fn scripts_waiting_together_commit_together_each_with_its_own_rows() {
+        let store = store().await;
+        let wanted: Vec<String> = (0..40).map(|i| format!("v{i}")).collect();
+        for (v, result) in wanted.iter().zip(queued_together(&store, &wanted).await) {
+            let id = id_of(&store, v).await;
+            assert_eq!(result.unwrap(), vec![id, -id], "{v} gets its own rows");
+        }
+        assert_eq!(values(&store).await, wanted);
+    }
+
+    #[tokio::test]
+    async fn a_failing_script_in_a_group_fails_alone() {
+        let store = store().await;
+        store.run_script(Script::new().then("INSERT INTO t (v) VALUES (?)", [Arg::text("taken")])).await.unwrap();
+        let wanted: Vec<String> = (0..10).map(|i| if i == 7 { "taken".to_owned() } else { format!("v{i}") }).collect();
+        for (v, result) in wanted.iter().zip(queued_together(&store, &wanted).await) {
+            if v == "taken" {
+                assert!(result.is_err_and(|e| super::super::is_unique_violation(&e)), "the duplicate fails");
+            } else {
+                let id = id_of(&store, v).await;
+                assert_eq!(result.unwrap(), vec![id, -id], "{v} commits all the same");
+            }
+        }
+        assert_eq!(values(&store).await.len(), 10);
     }
 }
