@@ -40,7 +40,13 @@ use self::sqlite::Connections;
 /// The database connections of one server process.
 #[derive(Debug, Clone)]
 pub enum Db {
-    Sqlite { read: Arc<Connections>, write: Arc<Connections>, scripts: ScriptQueue },
+    Sqlite {
+        read: Arc<Connections>,
+        write: Arc<Connections>,
+        scripts: ScriptQueue,
+        /// The WAL checkpointer's connection (none in memory).
+        checkpoints: Option<Arc<Connections>>,
+    },
     Postgres(PgPool),
 }
 
@@ -298,14 +304,20 @@ impl Store {
 
     pub async fn close(&self) {
         match &self.db {
-            Db::Sqlite { read, write, .. } => {
+            Db::Sqlite { read, write, checkpoints, .. } => {
                 read.close().await;
                 write.close().await;
+                if let Some(checkpoints) = checkpoints {
+                    checkpoints.close().await;
+                }
             }
             Db::Postgres(pool) => pool.close().await,
         }
     }
 }
+
+/// How often the WAL is checkpointed (see [`sqlite::checkpoint_every`]).
+const CHECKPOINT_EVERY: Duration = Duration::from_millis(50);
 
 async fn connect_sqlite(url: &str, max_connections: u32) -> anyhow::Result<Db> {
     let in_memory = url.contains(":memory:") || url.contains("mode=memory");
@@ -317,7 +329,12 @@ async fn connect_sqlite(url: &str, max_connections: u32) -> anyhow::Result<Db> {
     if in_memory {
         // One connection for reads and writes: an in-memory database is private to its connection.
         let conn = Connections::open(&options, 1).await.context("cannot open the in-memory SQLite database")?;
-        return Ok(Db::Sqlite { read: conn.clone(), scripts: ScriptQueue::start(conn.clone()), write: conn });
+        return Ok(Db::Sqlite {
+            read: conn.clone(),
+            scripts: ScriptQueue::start(conn.clone()),
+            write: conn,
+            checkpoints: None,
+        });
     }
     if let Some(parent) = Path::new(options.get_filename()).parent() {
         if !parent.as_os_str().is_empty() {
@@ -327,13 +344,13 @@ async fn connect_sqlite(url: &str, max_connections: u32) -> anyhow::Result<Db> {
     }
     // One writer, so that writes never wait on SQLite's lock; readers never wait for it (WAL).
     let options = options.journal_mode(SqliteJournalMode::Wal).synchronous(SqliteSynchronous::Normal);
-    let write =
-        Connections::open(&options, 1).await.with_context(|| format!("cannot open the SQLite database {url}"))?;
+    let opened = || format!("cannot open the SQLite database {url}");
+    let write = Connections::open(&options.clone().pragma("wal_autocheckpoint", "0"), 1).await.with_context(opened)?;
+    let checkpoints = Connections::open(&options, 1).await.with_context(opened)?;
+    sqlite::checkpoint_every(checkpoints.clone(), CHECKPOINT_EVERY);
     let readers = usize::try_from(max_connections.max(1)).unwrap_or(1);
-    let read = Connections::open(&options.read_only(true), readers)
-        .await
-        .with_context(|| format!("cannot open the SQLite database {url}"))?;
-    Ok(Db::Sqlite { read, scripts: ScriptQueue::start(write.clone()), write })
+    let read = Connections::open(&options.read_only(true), readers).await.with_context(opened)?;
+    Ok(Db::Sqlite { read, scripts: ScriptQueue::start(write.clone()), write, checkpoints: Some(checkpoints) })
 }
 
 /// Whether an error is a unique-constraint violation (a concurrent duplicate insert).
@@ -344,6 +361,29 @@ pub fn is_unique_violation(err: &sqlx::Error) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    #[allow(clippy::unwrap_used, reason = "tests: a failure is a panic")]
+    async fn the_wal_is_checkpointed_in_the_background() {
+        let dir = std::env::temp_dir().join(format!("vp-checkpoint-{}", crate::domain::sid::random_hex::<8>()));
+        let file = dir.join("t.db");
+        let store = Store::connect(&format!("sqlite://{}", file.display()), 2).await.unwrap();
+        let before = std::fs::metadata(&file).unwrap().len();
+        for i in 0..50 {
+            let script = script::Script::new().then(
+                "INSERT INTO server_keys (name, value) VALUES (?, ?)",
+                [Arg::Text(format!("k{i}")), Arg::Text("x".repeat(40_000))],
+            );
+            store.run_script(script).await.unwrap();
+        }
+        // The writer never checkpoints (wal_autocheckpoint=0): only the background task moves
+        // those 2 MB from the WAL into the database file.
+        tokio::time::sleep(CHECKPOINT_EVERY * 6).await;
+        let after = std::fs::metadata(&file).unwrap().len();
+        store.close().await;
+        let _ = std::fs::remove_dir_all(&dir);
+        assert!(after >= before + 1_500_000, "database file {before} → {after} bytes");
+    }
 
     #[test]
     fn sql_numbers_placeholders_in_push_order() {

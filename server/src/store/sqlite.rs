@@ -64,6 +64,22 @@ impl Connections {
     }
 }
 
+/// Copies the WAL into the database file every `every`, from `conns` (a connection of its own),
+/// until they are closed. The writer runs with `wal_autocheckpoint=0`: otherwise the commit that
+/// crosses 1,000 WAL pages does the checkpoint — copy and fsync — while every other write waits.
+/// `PASSIVE` never waits for readers or the writer; a busy moment is caught up on the next round.
+pub fn checkpoint_every(conns: Arc<Connections>, every: Duration) {
+    tokio::spawn(async move {
+        loop {
+            tokio::time::sleep(every).await;
+            let Ok(mut lease) = conns.acquire().await else { return };
+            if let Err(error) = sqlx::query("PRAGMA wal_checkpoint(PASSIVE)").execute(&mut *lease).await {
+                tracing::warn!(%error, "SQLite WAL checkpoint failed; will retry");
+            }
+        }
+    });
+}
+
 /// One connection, returned to its [`Connections`] on drop.
 pub struct Lease {
     owner: Arc<Connections>,
