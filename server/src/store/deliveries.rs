@@ -183,13 +183,13 @@ impl Store {
     }
 }
 
-/// The claim of [`Store::claim_deliveries`] (`$1` now, `$2` lease end, `$3` limit). "Earlier
-/// open delivery" is one seek into the partial index `webhook_deliveries_open` (migration 0004),
-/// whose condition the subquery repeats word for word so that both engines may use it. There is
-/// no `ORDER BY`: candidates stream from `webhook_deliveries_due` (longest due first) and the
-/// scan stops at the limit, so a claim costs the same with a backlog of ten or of a million;
-/// sorting the backlog made every claim O(backlog) on the writer (BENCHMARKS.md §2). Order per
-/// (webhook, factor) comes from the `NOT EXISTS`, not from the scan.
+/// The claim of [`Store::claim_deliveries`] (`$1` now, `$2` lease end, `$3` limit). "Earlier open
+/// delivery" is one seek into the partial index `webhook_deliveries_open` (migration 0004), whose
+/// condition the subquery repeats word for word so that both engines may use it. There is no `ORDER
+/// BY`: candidates stream from `webhook_deliveries_due` (longest due first) and the scan stops at
+/// the limit, so a claim costs the same with a backlog of ten or of a million; sorting the backlog
+/// made every claim O(backlog) on the writer (BENCHMARKS.md, "What changed" 5). Order per (webhook,
+/// factor) comes from the `NOT EXISTS`, not from the scan.
 pub(crate) fn claim_sql(backend: Backend) -> String {
     let lock = match backend {
         Backend::Postgres => " FOR UPDATE SKIP LOCKED",

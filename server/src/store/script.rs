@@ -3,8 +3,8 @@
 //! sqlx runs each SQLite connection on a thread of its own, and every statement — `BEGIN` and
 //! `COMMIT` included — is a round trip to that thread: a channel message and a thread wake-up each
 //! way. On the single SQLite writer those trips, not SQLite's work, bound write throughput
-//! (BENCHMARKS.md §3). A [`Script`] goes to SQLite as one query, `BEGIN; s1; s2; …; COMMIT` (sqlx
-//! binds `$N` across the statements of one query): one trip per transaction.
+//! (BENCHMARKS.md, "What changed" 3). A [`Script`] goes to SQLite as one query, `BEGIN; s1; s2; …;
+//! COMMIT` (sqlx binds `$N` across the statements of one query): one trip per transaction.
 //!
 //! Group commit: scripts queue for one task that owns the writer's turn. It takes every script
 //! waiting at that moment and runs them as one transaction, in one query — one trip, one commit

@@ -1,11 +1,11 @@
 //! SQLite connections, handed out without sqlx's pool.
 //!
-//! sqlx runs each SQLite connection on a thread of its own; every statement is a round trip to
-//! it. Its pool adds a second trip per use — a `ping` when a connection is returned, in a task
-//! spawned for the purpose — and on the single writer that trip lies on the path of every write
-//! (BENCHMARKS.md §3). A local file has no broken connections to detect, and sqlx queues a
-//! dropped transaction's `ROLLBACK` on the connection itself, so here a connection goes straight
-//! back to the idle list. Waiters are served in arrival order.
+//! sqlx runs each SQLite connection on a thread of its own; every statement is a round trip to it.
+//! Its pool adds a second trip per use — a `ping` when a connection is returned, in a task spawned
+//! for the purpose — and on the single writer that trip lies on the path of every write
+//! (BENCHMARKS.md, "What changed" 4). A local file has no broken connections to detect, and sqlx
+//! queues a dropped transaction's `ROLLBACK` on the connection itself, so here a connection goes
+//! straight back to the idle list. Waiters are served in arrival order.
 
 use std::fmt;
 use std::sync::{Arc, Mutex};
