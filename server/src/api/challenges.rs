@@ -321,7 +321,8 @@ pub async fn list_challenge(
     Query(q): Query,
 ) -> ApiResult<HttpResponse> {
     let account_sid = caller.signed_scope(&path.service_sid, &path.identity)?;
-    let (entity_id, service_sid, identity) = match caller.device_factor() {
+    let device = caller.device_factor();
+    let (entity_id, service_sid, identity) = match device {
         // A device's own Factor names its Entity (and exists only while they do): no lookups.
         Some(own) => (own.entity_id, own.service_sid.clone(), own.identity.clone()),
         None => {
@@ -332,7 +333,7 @@ pub async fn list_challenge(
     };
     let mut filters = Vec::new();
     let mut filter = ChallengeFilter::default();
-    let own = caller.device_factor().map(|f| f.sid.as_str());
+    let own = device.map(|f| f.sid.as_str());
     if let Some(factor_sid) = q.get("FactorSid").or(own) {
         if !SidKind::Factor.matches(factor_sid) {
             return Err(ApiError::invalid("FactorSid", "must be a YF… SID"));

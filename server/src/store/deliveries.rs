@@ -111,8 +111,7 @@ impl NewEvent {
 macro_rules! record_event {
     ($tx:expr, $event:expr, $backend:expr) => {{
         let (text, args) = $crate::store::deliveries::NewEvent::insert($event, $backend);
-        let mut sql = $crate::store::Sql::new("");
-        sql.push(&text, args);
+        let sql = $crate::store::Sql::statement(&text, args);
         $crate::store::bind_args!(sqlx::query(&sql.text), &sql.args).execute(&mut *$tx).await?;
     }};
 }

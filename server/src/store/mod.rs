@@ -135,6 +135,12 @@ impl Sql {
     pub fn new(text: &str) -> Sql {
         Sql { text: text.to_owned(), args: Vec::new() }
     }
+    /// One statement written with `?` placeholders, numbered `$1…` in the order of `args`.
+    pub fn statement(text: &str, args: impl IntoIterator<Item = Arg>) -> Sql {
+        let mut sql = Sql::new("");
+        sql.push(text, args);
+        sql
+    }
     /// Appends `fragment`, replacing each `?` with the next `$N` placeholder bound to `args`.
     pub fn push(&mut self, fragment: &str, args: impl IntoIterator<Item = Arg>) -> &mut Sql {
         let mut args = args.into_iter();

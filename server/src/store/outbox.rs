@@ -76,6 +76,9 @@ impl Store {
 
     /// [`Store::record_attempt`] for several rows at once, in one transaction.
     pub async fn record_attempts(&self, outbox: Outbox, settled: &[Settled]) -> Result<(), sqlx::Error> {
+        if settled.is_empty() {
+            return Ok(());
+        }
         let (table, attempts, owner) = outbox.tables();
         let insert = format!(
             "INSERT INTO {attempts} ({owner}, attempt, at, http_status, outcome, error, latency_ms) \
@@ -111,9 +114,6 @@ impl Store {
                         Arg::Int(s.id),
                     ],
                 );
-        }
-        if settled.is_empty() {
-            return Ok(());
         }
         self.run_script(script).await.map(|_| ())
     }

@@ -40,9 +40,7 @@ struct Statement {
 impl Statement {
     /// The statement alone, its placeholders numbered `$1…`.
     fn sql(&self) -> Sql {
-        let mut sql = Sql::new("");
-        sql.push(&self.text, self.args.iter().cloned());
-        sql
+        Sql::statement(&self.text, self.args.iter().cloned())
     }
 }
 
