@@ -81,31 +81,26 @@ impl Conn {
     /// had closed (EOF before any byte) is retried once on a new connection.
     pub async fn send(&mut self, request: &[u8]) -> Result<Response, String> {
         let reused = self.stream.is_some();
-        match tokio::time::timeout(self.timeout, self.exchange(request)).await {
-            Ok(Ok(response)) => Ok(response),
-            Ok(Err(Failure::ClosedBeforeResponse)) if reused => {
-                self.stream = None;
-                match tokio::time::timeout(self.timeout, self.exchange(request)).await {
-                    Ok(Ok(response)) => Ok(response),
-                    Ok(Err(e)) => {
-                        self.stream = None;
-                        Err(e.to_string())
-                    }
-                    Err(_) => {
-                        self.stream = None;
-                        Err("timed out after 30 s".into())
-                    }
-                }
-            }
-            Ok(Err(e)) => {
-                self.stream = None;
-                Err(e.to_string())
-            }
-            Err(_) => {
-                self.stream = None;
-                Err("timed out after 30 s".into())
-            }
+        let result = match self.attempt(request).await {
+            Err(Some(Failure::ClosedBeforeResponse)) if reused => self.attempt(request).await,
+            result => result,
+        };
+        result.map_err(|failure| match failure {
+            Some(failure) => failure.to_string(),
+            None => format!("timed out after {} s", self.timeout.as_secs_f64()),
+        })
+    }
+
+    /// One exchange within the timeout (`Err(None)`: timed out); any failure drops the connection.
+    async fn attempt(&mut self, request: &[u8]) -> Result<Response, Option<Failure>> {
+        let result = match tokio::time::timeout(self.timeout, self.exchange(request)).await {
+            Ok(result) => result.map_err(Some),
+            Err(_) => Err(None),
+        };
+        if result.is_err() {
+            self.stream = None;
         }
+        result
     }
 
     async fn exchange(&mut self, request: &[u8]) -> Result<Response, Failure> {
