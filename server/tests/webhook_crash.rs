@@ -9,14 +9,9 @@ use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 
-use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
-use base64::Engine;
 use futures_util::future::join_all;
-use p256::ecdsa::signature::Signer;
-use p256::ecdsa::{DerSignature, Signature, SigningKey};
-use p256::pkcs8::EncodePublicKey;
-use serde_json::Value;
-use support::{call, fakes, free_port, temp_db, Server};
+use p256::ecdsa::SigningKey;
+use support::{approve, call, fakes, free_port, on_both_backends, verified_factor, Backend, Database, Server};
 
 const APPROVALS: usize = 1000;
 const FACTORS: usize = 10;
@@ -41,30 +36,17 @@ async fn create_and_approve(http: &reqwest::Client, entity: &str, factor: &str, 
     )
     .await;
     let sid = created["sid"].as_str().unwrap().to_owned();
-    let url = format!("{entity}/Challenges/{sid}");
-    let (challenge, fields) = call(http, reqwest::Method::GET, &url, &[]).await;
-    let mut payload = serde_json::Map::new();
-    for field in fields.unwrap().split(',') {
-        payload.insert(field.to_owned(), challenge[field].clone());
-    }
-    payload.insert("status".into(), "approved".into());
-    let input = format!(
-        "{}.{}",
-        URL_SAFE_NO_PAD.encode(r#"{"alg":"ES256","typ":"JWT"}"#),
-        URL_SAFE_NO_PAD.encode(Value::Object(payload).to_string())
-    );
-    let signature: Signature = key.sign(input.as_bytes());
-    let answer = format!("{input}.{}", URL_SAFE_NO_PAD.encode(signature.to_bytes()));
-    let (answered, _) = call(http, reqwest::Method::POST, &url, &[("AuthPayload", &answer)]).await;
-    assert_eq!(answered["status"], "approved");
+    approve(http, &format!("{entity}/Challenges/{sid}"), key).await;
     sid
 }
 
-#[tokio::test]
-async fn every_approval_is_delivered_across_a_kill_9_while_the_receiver_was_down() {
-    let (dir, db) = temp_db("webhook-crash");
+on_both_backends!(every_approval_is_delivered_across_a_kill_9_while_the_receiver_was_down);
+
+async fn every_approval_is_delivered_across_a_kill_9_while_the_receiver_was_down(backend: Backend) {
+    let database = Database::fresh(backend, "webhook_crash").await;
+    let db = database.url.as_str();
     let (port, receiver_port) = (free_port(), free_port());
-    let mut server = start(&db, port).await;
+    let mut server = start(db, port).await;
     let http = reqwest::Client::new();
     let base = server.url.clone();
 
@@ -83,33 +65,8 @@ async fn every_approval_is_delivered_across_a_kill_9_while_the_receiver_was_down
     let entity = format!("{base}/v2/Services/{service}/Entities/user-webhook-crash");
     let mut factors = Vec::new();
     for i in 0..FACTORS {
-        let key = SigningKey::from_slice(&[u8::try_from(i).unwrap() + 20; 32]).unwrap();
-        let public = STANDARD.encode(key.verifying_key().to_public_key_der().unwrap().as_bytes());
-        let (factor, _) = call(
-            &http,
-            reqwest::Method::POST,
-            &format!("{entity}/Factors"),
-            &[
-                ("FriendlyName", "phone"),
-                ("FactorType", "push"),
-                ("Binding.Alg", "ES256"),
-                ("Binding.PublicKey", &public),
-                ("Config.SdkVersion", "0.9.0"),
-                ("Config.AppId", "com.example"),
-                ("Config.NotificationPlatform", "none"),
-            ],
-        )
-        .await;
-        let sid = factor["sid"].as_str().unwrap().to_owned();
-        let proof: DerSignature = key.sign(sid.as_bytes());
-        call(
-            &http,
-            reqwest::Method::POST,
-            &format!("{entity}/Factors/{sid}"),
-            &[("AuthPayload", &STANDARD.encode(proof.as_bytes()))],
-        )
-        .await;
-        factors.push((sid, key));
+        let seed = u8::try_from(i).unwrap() + 20;
+        factors.push(verified_factor(&http, &entity, &entity, seed, "none", None).await);
     }
 
     let mut approved = HashSet::new();
@@ -126,7 +83,7 @@ async fn every_approval_is_delivered_across_a_kill_9_while_the_receiver_was_down
     let answers: fakes::Responder = Arc::new(|_| (200, "{}".to_owned()));
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", receiver_port)).await.unwrap();
     let receiver = fakes::Fake::start(listener, None, answers).await;
-    let _server = start(&db, port).await;
+    let _server = start(db, port).await;
     let mut delivered = HashSet::new();
     for _ in 0..2400 {
         delivered = receiver
@@ -141,5 +98,4 @@ async fn every_approval_is_delivered_across_a_kill_9_while_the_receiver_was_down
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     assert_eq!(delivered, approved, "every approval's event arrived");
-    let _ = std::fs::remove_dir_all(&dir);
 }

@@ -5,7 +5,9 @@
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use http_body_util::{BodyExt, Full};
 use hyper::body::{Bytes, Incoming};
@@ -88,6 +90,28 @@ impl TestCa {
 pub struct Fake {
     pub addr: SocketAddr,
     pub log: Log,
+    /// How long each answer is held back after its request is recorded (none at first).
+    #[allow(dead_code, reason = "used by server/tests/multi_instance.rs, which includes this file")]
+    pub hold: Hold,
+}
+
+/// A delay the fake waits, after recording a request, before it answers: a slow receiver, so
+/// that requests are in flight (their sender waiting) for a while. Changed while the fake runs.
+#[derive(Clone, Default)]
+pub struct Hold(Arc<AtomicU64>);
+
+impl Hold {
+    #[allow(dead_code, reason = "used by server/tests/multi_instance.rs, which includes this file")]
+    pub fn set(&self, delay: Duration) {
+        self.0.store(u64::try_from(delay.as_millis()).unwrap_or(u64::MAX), Ordering::Relaxed);
+    }
+
+    async fn wait(&self) {
+        let millis = self.0.load(Ordering::Relaxed);
+        if millis > 0 {
+            tokio::time::sleep(Duration::from_millis(millis)).await;
+        }
+    }
 }
 
 impl Fake {
@@ -99,21 +123,22 @@ impl Fake {
     /// requiring client certificates signed by `ca` when `client_auth`.
     pub async fn start(listener: TcpListener, tls: Option<(&TestCa, bool)>, responder: Responder) -> Fake {
         let addr = listener.local_addr().unwrap();
-        let log = Log::default();
+        let (log, hold) = (Log::default(), Hold::default());
         let responder = Arc::new(Mutex::new(responder));
         let acceptor = tls.map(|(ca, client_auth)| tls_acceptor(ca, client_auth));
-        let (task_log, task_responder) = (log.clone(), responder.clone());
+        let (task_log, task_responder, task_hold) = (log.clone(), responder.clone(), hold.clone());
         tokio::spawn(async move {
             loop {
                 let Ok((stream, _)) = listener.accept().await else { return };
                 let (log, responder, acceptor) = (task_log.clone(), task_responder.clone(), acceptor.clone());
+                let hold = task_hold.clone();
                 tokio::spawn(async move {
                     match acceptor {
                         Some(acceptor) => {
                             let Ok(tls) = acceptor.accept(stream).await else { return };
                             let cn = tls.get_ref().1.peer_certificates().and_then(|c| c.first()).map(common_name);
                             let service = hyper::service::service_fn(move |req| {
-                                handle(req, cn.clone(), log.clone(), responder.clone())
+                                handle(req, cn.clone(), log.clone(), responder.clone(), hold.clone())
                             });
                             let _ = hyper::server::conn::http2::Builder::new(TokioExecutor::new())
                                 .serve_connection(TokioIo::new(tls), service)
@@ -121,7 +146,7 @@ impl Fake {
                         }
                         None => {
                             let service = hyper::service::service_fn(move |req| {
-                                handle(req, None, log.clone(), responder.clone())
+                                handle(req, None, log.clone(), responder.clone(), hold.clone())
                             });
                             let _ = hyper::server::conn::http1::Builder::new()
                                 .serve_connection(TokioIo::new(stream), service)
@@ -131,7 +156,7 @@ impl Fake {
                 });
             }
         });
-        Fake { addr, log }
+        Fake { addr, log, hold }
     }
 }
 
@@ -140,6 +165,7 @@ async fn handle(
     client_cn: Option<String>,
     log: Log,
     responder: Arc<Mutex<Responder>>,
+    hold: Hold,
 ) -> Result<Response<Full<Bytes>>, hyper::Error> {
     let method = req.method().to_string();
     let path = req.uri().path_and_query().map(ToString::to_string).unwrap_or_default();
@@ -150,6 +176,7 @@ async fn handle(
     let respond = responder.lock().unwrap().clone();
     let (status, body) = respond(&recorded);
     log.0.lock().unwrap().push(recorded);
+    hold.wait().await;
     Ok(Response::builder()
         .status(status)
         .header("content-type", "application/json")
