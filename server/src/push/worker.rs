@@ -178,8 +178,10 @@ pub async fn run(sender: Arc<Sender>, store: Store, clock: SharedClock, wake: Ar
     // A claimed push is someone's for longer than any attempt can take; after that (a crash) it
     // is claimed again.
     let lease = i64::try_from(sender.settings.timeout.as_secs()).unwrap_or(60) * 2 + 5;
+    let mut reclaimed = i64::MIN;
     loop {
         let now = clock.now();
+        crate::workers::reclaim_lapsed(&store, Outbox::Pushes, now, &mut reclaimed).await;
         let claimed = match store.claim_pushes(now, now + lease, BATCH).await {
             Ok(c) => c,
             Err(e) => {

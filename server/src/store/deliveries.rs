@@ -119,7 +119,8 @@ pub(crate) use record_event;
 
 impl Store {
     /// Claims due deliveries, longest due first, skipping any whose (webhook, factor) has an
-    /// earlier delivery still outstanding: events reach each receiver in order per factor.
+    /// earlier delivery still outstanding: events reach each receiver in order per factor. (A
+    /// lapsed lease is taken back by [`Store::reclaim_lapsed`], which logs its attempt.)
     pub async fn claim_deliveries(
         &self,
         now: i64,
@@ -196,8 +197,8 @@ pub(crate) fn claim_sql(backend: Backend) -> String {
     };
     format!(
         "UPDATE webhook_deliveries SET status = 'sending', lease_until = $2, date_updated = $1 WHERE id IN (\
-         SELECT d.id FROM webhook_deliveries d WHERE ((d.status IN ('pending', 'retrying') AND d.next_attempt_at <= $1) \
-         OR (d.status = 'sending' AND d.lease_until <= $1)) AND NOT EXISTS (SELECT 1 FROM webhook_deliveries e \
+         SELECT d.id FROM webhook_deliveries d WHERE d.status IN ('pending', 'retrying') AND d.next_attempt_at <= $1 \
+         AND NOT EXISTS (SELECT 1 FROM webhook_deliveries e \
          WHERE e.webhook_sid = d.webhook_sid AND e.factor_sid = d.factor_sid AND e.id < d.id \
          AND e.status IN ('pending', 'retrying', 'sending')) LIMIT $3{lock}) RETURNING {COLUMNS}"
     )

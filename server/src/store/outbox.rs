@@ -2,7 +2,13 @@
 //! change that goes with each attempt, and clearing an account's history.
 
 use super::script::Script;
-use super::{on_pool, Arg, Sql, Store};
+use super::{on_pool, Arg, Db, Sql, Store};
+
+/// The error of an attempt whose outcome was never recorded: its instance stopped (a crash,
+/// `kill -9`) or could not write before its lease lapsed. Its request may have reached the
+/// receiver, so the repeat that follows may be a duplicate.
+pub const INTERRUPTED: &str = "interrupted: the outcome of this attempt was never recorded (its instance stopped \
+    before its lease lapsed); the request may have been sent";
 
 /// One of the two outboxes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -116,6 +122,61 @@ impl Store {
                 );
         }
         self.run_script(script).await.map(|_| ())
+    }
+
+    /// Takes back the rows whose claim lapsed — the instance that claimed them stopped mid-attempt
+    /// (a crash, `kill -9`) — and logs that attempt ([`INTERRUPTED`], no HTTP status, at the
+    /// claim's time), so that every request a receiver got is a recorded attempt, repeats after
+    /// a crash included. Each row counts the attempt and is due again at once (`retrying`), or
+    /// `failed` if it was its last. Claims leave lapsed rows to this; it returns how many it took.
+    pub async fn reclaim_lapsed(&self, outbox: Outbox, now: i64) -> Result<u64, sqlx::Error> {
+        let (table, attempts, owner) = outbox.tables();
+        let columns = format!("{attempts} ({owner}, attempt, at, http_status, outcome, error, latency_ms)");
+        // `now`, `error`, `now` (the placeholders of either backend).
+        let set = |now: &str, error: &str| {
+            format!(
+                "status = CASE WHEN attempts + 1 < max_attempts THEN 'retrying' ELSE 'failed' END, \
+                 attempts = attempts + 1, next_attempt_at = {now}, lease_until = NULL, last_error = {error}, \
+                 date_updated = {now}"
+            )
+        };
+        match &self.db {
+            // One writer: the two statements see and change the same rows.
+            Db::Sqlite { .. } => {
+                let script = Script::new()
+                    .then(
+                        &format!(
+                            "INSERT INTO {columns} SELECT id, attempts + 1, date_updated, NULL, \
+                             CASE WHEN attempts + 1 < max_attempts THEN 'retry' ELSE 'failed' END, ?, 0 \
+                             FROM {table} WHERE status = 'sending' AND lease_until <= ?"
+                        ),
+                        [Arg::text(INTERRUPTED), Arg::Int(now)],
+                    )
+                    .then(
+                        &format!(
+                            "UPDATE {table} SET {} WHERE status = 'sending' AND lease_until <= ? RETURNING id",
+                            set("?", "?")
+                        ),
+                        [Arg::Int(now), Arg::text(INTERRUPTED), Arg::Int(now), Arg::Int(now)],
+                    );
+                Ok(u64::try_from(self.run_script(script).await?.len()).unwrap_or(u64::MAX))
+            }
+            // Instances race: each takes the lapsed rows no other is taking (`SKIP LOCKED`) and
+            // logs the attempts of exactly those, in one statement. The claim's time is the
+            // row's `date_updated` before this change.
+            Db::Postgres(pool) => {
+                let sql = format!(
+                    "WITH lapsed AS (UPDATE {table} t SET {} FROM (SELECT id, date_updated AS claimed_at \
+                     FROM {table} WHERE status = 'sending' AND lease_until <= $1 FOR UPDATE SKIP LOCKED) c \
+                     WHERE t.id = c.id RETURNING t.id, t.attempts, t.status, c.claimed_at) \
+                     INSERT INTO {columns} SELECT id, attempts, claimed_at, NULL, \
+                     CASE WHEN status = 'failed' THEN 'failed' ELSE 'retry' END, $2, 0 FROM lapsed",
+                    set("$1", "$2")
+                );
+                let done = sqlx::query(&sql).bind(now).bind(INTERRUPTED).execute(pool).await?;
+                Ok(done.rows_affected())
+            }
+        }
     }
 
     /// The attempts of the given rows, oldest first.

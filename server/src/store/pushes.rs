@@ -168,8 +168,8 @@ impl Store {
         Ok(!self.run_script(script).await?.is_empty())
     }
 
-    /// Claims up to `limit` pushes that are due (or whose sender's lease ran out) for sending,
-    /// leasing them until `lease_until`.
+    /// Claims up to `limit` pushes that are due for sending, leasing them until `lease_until`
+    /// (a lapsed lease is taken back by [`Store::reclaim_lapsed`], which logs its attempt).
     pub async fn claim_pushes(&self, now: i64, lease_until: i64, limit: i64) -> Result<Vec<PushRow>, sqlx::Error> {
         let sql = claim_sql(self.backend());
         on_pool!(self, write, |pool| {
@@ -206,7 +206,6 @@ pub(crate) fn claim_sql(backend: Backend) -> String {
     };
     format!(
         "UPDATE pushes SET status = 'sending', lease_until = $2, date_updated = $1 WHERE id IN (SELECT id FROM pushes \
-         WHERE (status IN ('queued', 'retrying') AND next_attempt_at <= $1) OR (status = 'sending' AND lease_until <= $1) \
-         LIMIT $3{lock}) RETURNING {COLUMNS}"
+         WHERE status IN ('queued', 'retrying') AND next_attempt_at <= $1 LIMIT $3{lock}) RETURNING {COLUMNS}"
     )
 }

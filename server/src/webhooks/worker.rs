@@ -160,8 +160,10 @@ impl Deliverer {
 /// Delivers until the task is aborted; `wake` shortens the wait when an event is recorded.
 pub async fn run(deliverer: Arc<Deliverer>, store: Store, clock: SharedClock, wake: Arc<Notify>) {
     let lease = i64::try_from(deliverer.settings.timeout.as_secs()).unwrap_or(60) * 2 + 5;
+    let mut reclaimed = i64::MIN;
     loop {
         let now = clock.now();
+        crate::workers::reclaim_lapsed(&store, Outbox::WebhookDeliveries, now, &mut reclaimed).await;
         let claimed = match store.claim_deliveries(now, now + lease, deliverer.settings.concurrency.max(1)).await {
             Ok(c) => c,
             Err(e) => {

@@ -2,6 +2,23 @@
 
 pub mod sweeper;
 
+use crate::store::outbox::Outbox;
+use crate::store::Store;
+
+/// Takes back `outbox`'s lapsed claims ([`Store::reclaim_lapsed`]) when the clock has moved on
+/// since `last` (so at most once a second: leases are whole seconds), before a worker claims.
+pub async fn reclaim_lapsed(store: &Store, outbox: Outbox, now: i64, last: &mut i64) {
+    if now <= *last {
+        return;
+    }
+    *last = now;
+    match store.reclaim_lapsed(outbox, now).await {
+        Ok(0) => {}
+        Ok(taken) => tracing::warn!(?outbox, taken, "took back claims whose lease lapsed (their instance stopped)"),
+        Err(e) => tracing::warn!(?outbox, error = %e, "cannot take back lapsed claims; will retry"),
+    }
+}
+
 /// Seconds before attempt `attempts + 1`: 2^attempts, at most `max`, with ±25 % jitter.
 pub fn backoff(attempts: i64, max: i64) -> i64 {
     let max = max.max(1);
