@@ -16,13 +16,15 @@ use support::{approve, call, free_port, on_both_backends, verified_factor, Backe
 
 const RSA_PEM: &str = include_str!("../../tests/fixtures/fcm-service-account-key.pem");
 
+/// Timeouts of 3 s: the kill comes well within them (the requests wait for answers, not for a
+/// timeout), and the leases lapse 11 s after the claims.
 async fn start(db: &str, port: u16, fcm: &str) -> Server {
     let env = [
         ("VERIFY_PUSH_FCM_URL", fcm),
         ("VERIFY_PUSH_PUSH_POLL_MS", "50"),
-        ("VERIFY_PUSH_PUSH_TIMEOUT", "2"),
+        ("VERIFY_PUSH_PUSH_TIMEOUT", "3"),
         ("VERIFY_PUSH_WEBHOOK_POLL_MS", "50"),
-        ("VERIFY_PUSH_WEBHOOK_TIMEOUT", "2"),
+        ("VERIFY_PUSH_WEBHOOK_TIMEOUT", "3"),
     ];
     Server::start(db, port, &env).await
 }
