@@ -180,9 +180,11 @@ async fn settled(db: &sqlx::PgPool, table: &str, ids: &[i64]) -> bool {
     usize::try_from(done).unwrap() == ids.len()
 }
 
-/// Whether one of these attempts is logged as interrupted (taken back after its lease lapsed).
+/// Whether exactly one of these attempts is logged as interrupted (taken back after its lease
+/// lapsed, by one of the instances racing to do so).
 fn interrupted(attempts: &Value) -> bool {
-    attempts.as_array().unwrap().iter().any(|a| a["error"].as_str().is_some_and(|e| e.starts_with("interrupted")))
+    let interrupted = |a: &&Value| a["error"].as_str().is_some_and(|e| e.starts_with("interrupted"));
+    attempts.as_array().unwrap().iter().filter(interrupted).count() == 1
 }
 
 /// Compares the requests a fake received for one push or delivery with its recorded attempts:

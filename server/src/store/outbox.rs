@@ -1,5 +1,6 @@
 //! What the two outboxes (pushes and webhook deliveries) share: the attempt log, the state
-//! change that goes with each attempt, and clearing an account's history.
+//! change that goes with each attempt, taking back claims whose lease lapsed, and clearing an
+//! account's history.
 
 use super::script::Script;
 use super::{on_pool, Arg, Db, Sql, Store};
@@ -7,8 +8,8 @@ use super::{on_pool, Arg, Db, Sql, Store};
 /// The error of an attempt whose outcome was never recorded: its instance stopped (a crash,
 /// `kill -9`) or could not write before its lease lapsed. Its request may have reached the
 /// receiver, so the repeat that follows may be a duplicate.
-pub const INTERRUPTED: &str = "interrupted: the outcome of this attempt was never recorded (its instance stopped \
-    before its lease lapsed); the request may have been sent";
+pub const INTERRUPTED: &str = "interrupted: the outcome of this attempt was never recorded (its instance stopped, \
+    or could not record it, before its lease lapsed); the request may have been sent";
 
 /// One of the two outboxes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
