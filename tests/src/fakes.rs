@@ -6,6 +6,7 @@
 use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use http_body_util::{BodyExt, Full};
 use hyper::body::{Bytes, Incoming};
@@ -76,7 +77,15 @@ impl TestCa {
 
     /// A certificate for `cn` (and `localhost`/`127.0.0.1`), with its key: (cert PEM, key PEM).
     pub fn issue(&self, cn: &str) -> (String, String) {
-        let key = KeyPair::generate().unwrap();
+        self.issue_for(cn, KeyPair::generate().unwrap())
+    }
+
+    /// A certificate for `cn` whose public key is that of `key_pem` (PKCS#8: P-256, or RSA).
+    pub fn issue_with_key(&self, cn: &str, key_pem: &str) -> String {
+        self.issue_for(cn, KeyPair::from_pem(key_pem).unwrap()).0
+    }
+
+    fn issue_for(&self, cn: &str, key: KeyPair) -> (String, String) {
         let mut params = CertificateParams::new(vec!["localhost".to_owned(), "127.0.0.1".to_owned()]).unwrap();
         params.distinguished_name.push(DnType::CommonName, cn);
         let issuer = Issuer::from_params(&self.params, &self.key);
@@ -98,6 +107,17 @@ impl Fake {
     /// Starts on `listener`. With `tls`, serves HTTP/2 over TLS with a certificate from `ca`,
     /// requiring client certificates signed by `ca` when `client_auth`.
     pub async fn start(listener: TcpListener, tls: Option<(&TestCa, bool)>, responder: Responder) -> Fake {
+        Fake::start_slow(listener, tls, responder, Duration::ZERO).await
+    }
+
+    /// [`Fake::start`], answering each request `latency` after it arrived (so that requests
+    /// made at once are all in flight together).
+    pub async fn start_slow(
+        listener: TcpListener,
+        tls: Option<(&TestCa, bool)>,
+        responder: Responder,
+        latency: Duration,
+    ) -> Fake {
         let addr = listener.local_addr().unwrap();
         let log = Log::default();
         let responder = Arc::new(Mutex::new(responder));
@@ -113,7 +133,7 @@ impl Fake {
                             let Ok(tls) = acceptor.accept(stream).await else { return };
                             let cn = tls.get_ref().1.peer_certificates().and_then(|c| c.first()).map(common_name);
                             let service = hyper::service::service_fn(move |req| {
-                                handle(req, cn.clone(), log.clone(), responder.clone())
+                                handle(req, cn.clone(), log.clone(), responder.clone(), latency)
                             });
                             let _ = hyper::server::conn::http2::Builder::new(TokioExecutor::new())
                                 .serve_connection(TokioIo::new(tls), service)
@@ -121,7 +141,7 @@ impl Fake {
                         }
                         None => {
                             let service = hyper::service::service_fn(move |req| {
-                                handle(req, None, log.clone(), responder.clone())
+                                handle(req, None, log.clone(), responder.clone(), latency)
                             });
                             let _ = hyper::server::conn::http1::Builder::new()
                                 .serve_connection(TokioIo::new(stream), service)
@@ -140,7 +160,11 @@ async fn handle(
     client_cn: Option<String>,
     log: Log,
     responder: Arc<Mutex<Responder>>,
+    latency: Duration,
 ) -> Result<Response<Full<Bytes>>, hyper::Error> {
+    if !latency.is_zero() {
+        tokio::time::sleep(latency).await;
+    }
     let method = req.method().to_string();
     let path = req.uri().path_and_query().map(ToString::to_string).unwrap_or_default();
     let version = req.version();

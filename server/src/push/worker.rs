@@ -80,7 +80,7 @@ impl Sender {
                 };
                 let delivery = apns::send(&client, base, push, Some(&token)).await;
                 if matches!(&delivery, Delivery::Retry { status: Some(403), .. }) {
-                    self.apns_tokens.forget(&credential.sid);
+                    self.apns_tokens.forget(&credential.sid, &token);
                 }
                 delivery
             }
@@ -104,7 +104,7 @@ impl Sender {
                 let delivery =
                     fcm::send(&client, &self.settings.fcm_url, &service_account.project_id, push, &token).await;
                 if matches!(&delivery, Delivery::Retry { status: Some(401), .. }) {
-                    self.fcm_tokens.forget(&credential.sid);
+                    self.fcm_tokens.forget(&credential.sid, &token);
                 }
                 delivery
             }
