@@ -3,6 +3,7 @@
 //! that is down when the Challenge is made, record mode, Notifications and Credentials.
 
 mod bursts;
+mod credentials;
 
 use std::path::PathBuf;
 use std::sync::Arc;
