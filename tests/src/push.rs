@@ -4,6 +4,7 @@
 
 mod bursts;
 mod credentials;
+mod listing;
 
 use std::path::PathBuf;
 use std::sync::Arc;
