@@ -20,20 +20,20 @@ const SCOPE: &str = "https://www.googleapis.com/auth/firebase.messaging";
 /// One token request: its outcome, once known — (access token, usable until) or why not.
 type Flight = OnceCell<Result<(String, i64), Delivery>>;
 
-/// OAuth2 access tokens by credential SID, single-flight: sends that need a token while one is
-/// being fetched wait for that fetch and share its outcome (Google rate-limits the token
-/// endpoint), so a burst of pushes makes one token request. A token is reused until a minute
+/// OAuth2 access tokens by credential version (see `worker::version`), single-flight: sends that
+/// need a token while one is being fetched wait for that fetch and share its outcome (Google
+/// rate-limits the token endpoint), so a burst of pushes makes one token request. A token is reused until a minute
 /// before it expires; a failed fetch is shared by those who waited for it but not kept, so the
 /// next send asks again.
 #[derive(Default)]
 pub struct AccessTokens(Mutex<HashMap<String, Arc<Flight>>>);
 
 impl AccessTokens {
-    /// The flight to join for `credential_sid` at `now`: the cached token's, the fetch under way,
+    /// The flight to join for `credential` at `now`: the cached token's, the fetch under way,
     /// or a new one when the token went stale or the last fetch failed.
-    fn flight(&self, credential_sid: &str, now: i64) -> Arc<Flight> {
+    fn flight(&self, credential: &str, now: i64) -> Arc<Flight> {
         let mut flights = self.0.lock().unwrap_or_else(PoisonError::into_inner);
-        let flight = flights.entry(credential_sid.to_owned()).or_default();
+        let flight = flights.entry(credential.to_owned()).or_default();
         let spent = match flight.get() {
             None => false,
             Some(Ok((_, usable_until))) => *usable_until <= now,
@@ -46,10 +46,10 @@ impl AccessTokens {
     }
 
     /// Forgets `token` (FCM refused it), unless a newer one has replaced it already.
-    pub fn forget(&self, credential_sid: &str, token: &str) {
+    pub fn forget(&self, credential: &str, token: &str) {
         let mut flights = self.0.lock().unwrap_or_else(PoisonError::into_inner);
-        if flights.get(credential_sid).and_then(|f| f.get()).is_some_and(|r| matches!(r, Ok((t, _)) if t == token)) {
-            flights.remove(credential_sid);
+        if flights.get(credential).and_then(|f| f.get()).is_some_and(|r| matches!(r, Ok((t, _)) if t == token)) {
+            flights.remove(credential);
         }
     }
 
@@ -57,11 +57,11 @@ impl AccessTokens {
     pub async fn get(
         &self,
         client: &reqwest::Client,
-        credential_sid: &str,
+        credential: &str,
         account: &ServiceAccount,
         now: i64,
     ) -> Result<String, Delivery> {
-        let flight = self.flight(credential_sid, now);
+        let flight = self.flight(credential, now);
         let outcome = flight.get_or_init(|| fetch(client, account, now)).await;
         outcome.as_ref().map(|(token, _)| token.clone()).map_err(Clone::clone)
     }

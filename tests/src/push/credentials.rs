@@ -3,6 +3,7 @@
 //! the field and stores nothing. Good material is accepted in proper PEM and in the one-line
 //! form Twilio's docs show, and pushes are actually sent with it.
 
+use p256::pkcs8::{DecodePrivateKey, LineEnding};
 use serde_json::json;
 use verify_push_server::store::Backend;
 
@@ -125,6 +126,8 @@ async fn certificate_credentials_work_in_proper_and_one_line_pem(backend: Backen
     let (cert, key) = ca.issue("Apple Push Services: multi-line");
     let (cert_1, key_1) = ca.issue("Apple Push Services: one-line");
     let rsa_cert = ca.issue_with_key("Apple Push Services: rsa", RSA_PEM);
+    let (sec1_cert, sec1_key) = ca.issue("Apple Push Services: sec1");
+    let sec1_key = p256::SecretKey::from_pkcs8_pem(&sec1_key).unwrap().to_sec1_pem(LineEnding::LF).unwrap();
     // Twilio's docs write a key's line breaks as `\n`.
     let escaped_key = key_1.trim_end().replace('\n', "\\n");
     let forms = [
@@ -132,6 +135,7 @@ async fn certificate_credentials_work_in_proper_and_one_line_pem(backend: Backen
         ("one-line", one_line(&cert_1), one_line(&key_1)),
         ("one-line", one_line(&cert_1), escaped_key),
         ("rsa", one_line(&rsa_cert), RSA_PEM.to_owned()),
+        ("sec1", sec1_cert, sec1_key.to_string()),
     ];
     for (i, (cn, certificate, private_key)) in forms.iter().enumerate() {
         let form = [("Type", "apn"), ("Certificate", certificate.as_str()), ("PrivateKey", private_key.as_str())];
@@ -159,6 +163,17 @@ async fn certificate_credentials_work_in_proper_and_one_line_pem(backend: Backen
     push_with(&app, &credential, "Still the first pair").await;
     let last = apns.log.all().pop().unwrap();
     assert_eq!(last.client_cn.as_deref(), Some("Apple Push Services: multi-line"));
+
+    // A valid new pair is used from the next push on.
+    let form = [("Certificate", cert_1.as_str()), ("PrivateKey", key_1.as_str())];
+    app.post(&format!("/v1/Credentials/{credential}"), &form).await.assert_status(200);
+    push_with(&app, &credential, "The new pair").await;
+    let last = apns.log.all().pop().unwrap();
+    assert_eq!(
+        last.client_cn.as_deref(),
+        Some("Apple Push Services: one-line"),
+        "the updated certificate is presented"
+    );
 }
 
 async fn token_and_service_account_keys_work_in_one_line_pem(backend: Backend) {
