@@ -78,7 +78,15 @@ impl TestCa {
 
     /// A certificate for `cn` (and `localhost`/`127.0.0.1`), with its key: (cert PEM, key PEM).
     pub fn issue(&self, cn: &str) -> (String, String) {
-        let key = KeyPair::generate().unwrap();
+        self.issue_for(cn, KeyPair::generate().unwrap())
+    }
+
+    /// A certificate for `cn` whose public key is that of `key_pem` (PKCS#8: P-256, or RSA).
+    pub fn issue_with_key(&self, cn: &str, key_pem: &str) -> String {
+        self.issue_for(cn, KeyPair::from_pem(key_pem).unwrap()).0
+    }
+
+    fn issue_for(&self, cn: &str, key: KeyPair) -> (String, String) {
         let mut params = CertificateParams::new(vec!["localhost".to_owned(), "127.0.0.1".to_owned()]).unwrap();
         params.distinguished_name.push(DnType::CommonName, cn);
         let issuer = Issuer::from_params(&self.params, &self.key);
@@ -122,6 +130,17 @@ impl Fake {
     /// Starts on `listener`. With `tls`, serves HTTP/2 over TLS with a certificate from `ca`,
     /// requiring client certificates signed by `ca` when `client_auth`.
     pub async fn start(listener: TcpListener, tls: Option<(&TestCa, bool)>, responder: Responder) -> Fake {
+        Fake::start_slow(listener, tls, responder, Duration::ZERO).await
+    }
+
+    /// [`Fake::start`], answering each request `latency` after it arrived (so that requests
+    /// made at once are all in flight together).
+    pub async fn start_slow(
+        listener: TcpListener,
+        tls: Option<(&TestCa, bool)>,
+        responder: Responder,
+        latency: Duration,
+    ) -> Fake {
         let addr = listener.local_addr().unwrap();
         let (log, hold) = (Log::default(), Hold::default());
         let responder = Arc::new(Mutex::new(responder));
@@ -138,7 +157,7 @@ impl Fake {
                             let Ok(tls) = acceptor.accept(stream).await else { return };
                             let cn = tls.get_ref().1.peer_certificates().and_then(|c| c.first()).map(common_name);
                             let service = hyper::service::service_fn(move |req| {
-                                handle(req, cn.clone(), log.clone(), responder.clone(), hold.clone())
+                                handle(req, cn.clone(), log.clone(), responder.clone(), hold.clone(), latency)
                             });
                             let _ = hyper::server::conn::http2::Builder::new(TokioExecutor::new())
                                 .serve_connection(TokioIo::new(tls), service)
@@ -146,7 +165,7 @@ impl Fake {
                         }
                         None => {
                             let service = hyper::service::service_fn(move |req| {
-                                handle(req, None, log.clone(), responder.clone(), hold.clone())
+                                handle(req, None, log.clone(), responder.clone(), hold.clone(), latency)
                             });
                             let _ = hyper::server::conn::http1::Builder::new()
                                 .serve_connection(TokioIo::new(stream), service)
@@ -166,7 +185,11 @@ async fn handle(
     log: Log,
     responder: Arc<Mutex<Responder>>,
     hold: Hold,
+    latency: Duration,
 ) -> Result<Response<Full<Bytes>>, hyper::Error> {
+    if !latency.is_zero() {
+        tokio::time::sleep(latency).await;
+    }
     let method = req.method().to_string();
     let path = req.uri().path_and_query().map(ToString::to_string).unwrap_or_default();
     let version = req.version();

@@ -2,6 +2,10 @@
 //! v1 with an OAuth token from the service account, retries, permanent failures, a receiver
 //! that is down when the Challenge is made, record mode, Notifications and Credentials.
 
+mod bursts;
+mod credentials;
+mod listing;
+
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;

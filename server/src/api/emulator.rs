@@ -18,7 +18,7 @@ use crate::domain::dates;
 use crate::error::ApiResult;
 use crate::push::apns_headers;
 use crate::store::deliveries::DeliveryFilter;
-use crate::store::outbox::{AttemptRow, Outbox};
+use crate::store::outbox::{AttemptRow, Logged, Outbox};
 use crate::store::pushes::{PushFilter, PushRow};
 
 #[derive(Serialize)]
@@ -58,10 +58,9 @@ struct AttemptBody<'a> {
 }
 
 /// The logged attempts of one push or delivery.
-fn attempt_bodies(attempts: &[AttemptRow], owner_id: i64) -> Vec<AttemptBody<'_>> {
+fn attempt_bodies(attempts: &[AttemptRow]) -> Vec<AttemptBody<'_>> {
     attempts
         .iter()
-        .filter(|a| a.owner_id == owner_id)
         .map(|a| AttemptBody {
             attempt: a.attempt,
             at: dates::format(a.at),
@@ -73,7 +72,8 @@ fn attempt_bodies(attempts: &[AttemptRow], owner_id: i64) -> Vec<AttemptBody<'_>
         .collect()
 }
 
-fn render<'a>(p: &'a PushRow, attempts: &'a [AttemptRow]) -> PushBody<'a> {
+fn render(logged: &Logged<PushRow>) -> PushBody<'_> {
+    let p = &logged.row;
     let headers = if p.platform == "apn" {
         apns_headers(p).into_iter().map(|(k, v)| (k.to_owned(), v.into())).collect()
     } else {
@@ -94,7 +94,7 @@ fn render<'a>(p: &'a PushRow, attempts: &'a [AttemptRow]) -> PushBody<'a> {
         headers,
         payload: &p.payload,
         status: &p.status,
-        attempts: attempt_bodies(attempts, p.id),
+        attempts: attempt_bodies(&logged.attempts),
         max_attempts: p.max_attempts,
         next_attempt_at: waiting.then(|| dates::format(p.next_attempt_at)),
         expires_at: dates::format(p.expires_at),
@@ -124,8 +124,6 @@ pub async fn list_pushes(auth: AccountAuth, state: State, Query(q): Query) -> Ap
     }
     let request = PageRequest::from_query(&q, false)?;
     let page = state.store.list_pushes(&auth.account_sid, &filter, &request.window).await?;
-    let ids: Vec<i64> = page.rows.iter().map(|p| p.id).collect();
-    let attempts = state.store.attempts(Outbox::Pushes, &ids).await?;
     let url = state.urls.absolute("/_emulator/pushes");
     Ok(list_response(
         "pushes",
@@ -133,8 +131,8 @@ pub async fn list_pushes(auth: AccountAuth, state: State, Query(q): Query) -> Ap
         &echoed,
         &request,
         page,
-        |p| p.id,
-        |p| serde_json::to_value(render(p, &attempts)).unwrap_or_default(),
+        |p| p.row.id,
+        |p| serde_json::to_value(render(p)).unwrap_or_default(),
     ))
 }
 
@@ -186,8 +184,6 @@ pub async fn list_webhook_deliveries(auth: AccountAuth, state: State, Query(q): 
     }
     let request = PageRequest::from_query(&q, false)?;
     let page = state.store.list_deliveries(&auth.account_sid, &filter, &request.window).await?;
-    let ids: Vec<i64> = page.rows.iter().map(|d| d.id).collect();
-    let attempts = state.store.attempts(Outbox::WebhookDeliveries, &ids).await?;
     let url = state.urls.absolute("/_emulator/webhook-deliveries");
     Ok(list_response(
         "webhook_deliveries",
@@ -195,8 +191,8 @@ pub async fn list_webhook_deliveries(auth: AccountAuth, state: State, Query(q): 
         &echoed,
         &request,
         page,
-        |d| d.id,
-        |d| {
+        |d| d.row.id,
+        |Logged { row: d, attempts }| {
             let waiting = matches!(d.status.as_str(), "pending" | "retrying");
             serde_json::to_value(DeliveryBody {
                 uuid: &d.uuid,
@@ -209,7 +205,7 @@ pub async fn list_webhook_deliveries(auth: AccountAuth, state: State, Query(q): 
                 factor_sid: &d.factor_sid,
                 fields: serde_json::from_str(&d.fields).unwrap_or_default(),
                 outcome: &d.status,
-                attempts: attempt_bodies(&attempts, d.id),
+                attempts: attempt_bodies(attempts),
                 max_attempts: d.max_attempts,
                 next_attempt_at: waiting.then(|| dates::format(d.next_attempt_at)),
                 last_error: d.last_error.as_deref(),

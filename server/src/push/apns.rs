@@ -3,7 +3,7 @@
 //! `.p8` key, reused for up to 50 minutes as Apple asks) or by a TLS client certificate.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Mutex, PoisonError};
 
 use ring::rand::SystemRandom;
 use serde_json::Value;
@@ -15,15 +15,18 @@ use crate::store::pushes::PushRow;
 
 const TOKEN_REUSE_SECS: i64 = 50 * 60;
 
-/// Cached provider tokens, by credential SID.
+/// Provider tokens by credential version (see `worker::version`): (token, issued at). A token is
+/// signed under the lock (tens of microseconds), so sends that need one at the same moment share
+/// it: Apple answers `TooManyProviderTokenUpdates` to a provider that renews its token too often.
 #[derive(Default)]
 pub struct ProviderTokens(Mutex<HashMap<String, (String, i64)>>);
 
 impl ProviderTokens {
-    /// A provider token for `secret` at `now`, fresh or cached.
-    pub fn get(&self, credential_sid: &str, secret: &Secret, now: i64) -> Option<String> {
+    /// A provider token for `secret` at `now`, cached or freshly signed.
+    pub fn get(&self, credential: &str, secret: &Secret, now: i64) -> Option<String> {
         let Secret::ApnToken { private_key, key_id, team_id } = secret else { return None };
-        if let Some((token, issued)) = self.0.lock().ok()?.get(credential_sid) {
+        let mut tokens = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some((token, issued)) = tokens.get(credential) {
             if now - issued < TOKEN_REUSE_SECS {
                 return Some(token.clone());
             }
@@ -34,14 +37,15 @@ impl ProviderTokens {
         let input = format!("{header}.{claims}");
         let signature = key.sign(&SystemRandom::new(), input.as_bytes()).ok()?;
         let token = format!("{input}.{}", b64url(signature.as_ref()));
-        self.0.lock().ok()?.insert(credential_sid.to_owned(), (token.clone(), now));
+        tokens.insert(credential.to_owned(), (token.clone(), now));
         Some(token)
     }
 
-    /// Forgets a token APNs called expired.
-    pub fn forget(&self, credential_sid: &str) {
-        if let Ok(mut tokens) = self.0.lock() {
-            tokens.remove(credential_sid);
+    /// Forgets `token` (APNs called it expired), unless a newer one has replaced it already.
+    pub fn forget(&self, credential: &str, token: &str) {
+        let mut tokens = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        if tokens.get(credential).is_some_and(|(t, _)| t == token) {
+            tokens.remove(credential);
         }
     }
 }

@@ -28,7 +28,8 @@ pub struct Sender {
     pub settings: PushSettings,
     store: Store,
     secrets: Arc<SecretBox>,
-    /// HTTP clients by credential SID (certificate identities differ), "" for the plain one.
+    /// HTTP clients by [`version`] of a certificate credential (identities differ), "" for the
+    /// plain one.
     clients: Mutex<HashMap<String, reqwest::Client>>,
     apns_tokens: ProviderTokens,
     fcm_tokens: AccessTokens,
@@ -60,6 +61,7 @@ impl Sender {
 
     /// One delivery attempt of `push` with `credential`.
     pub async fn deliver(&self, push: &PushRow, credential: &CredentialRow, now: i64) -> Delivery {
+        let version = version(credential);
         let Some(secret) =
             self.secrets.open(&credential.secret).and_then(|plain| serde_json::from_slice::<Secret>(&plain).ok())
         else {
@@ -75,19 +77,19 @@ impl Sender {
                     Ok(c) => c,
                     Err(d) => return d,
                 };
-                let Some(token) = self.apns_tokens.get(&credential.sid, &secret, now) else {
+                let Some(token) = self.apns_tokens.get(&version, &secret, now) else {
                     return Delivery::Failed { status: None, error: "the APNs key cannot sign".into() };
                 };
                 let delivery = apns::send(&client, base, push, Some(&token)).await;
                 if matches!(&delivery, Delivery::Retry { status: Some(403), .. }) {
-                    self.apns_tokens.forget(&credential.sid);
+                    self.apns_tokens.forget(&version, &token);
                 }
                 delivery
             }
             ("apn", Secret::ApnCertificate { certificate, private_key }) => {
                 let base = if credential.sandbox { &self.settings.apns_sandbox_url } else { &self.settings.apns_url };
                 let identity = format!("{certificate}\n{private_key}");
-                match self.client(&credential.sid, Some(identity.as_bytes())) {
+                match self.client(&version, Some(identity.as_bytes())) {
                     Ok(client) => apns::send(&client, base, push, None).await,
                     Err(d) => d,
                 }
@@ -97,14 +99,14 @@ impl Sender {
                     Ok(c) => c,
                     Err(d) => return d,
                 };
-                let token = match self.fcm_tokens.get(&client, &credential.sid, service_account, now).await {
+                let token = match self.fcm_tokens.get(&client, &version, service_account, now).await {
                     Ok(t) => t,
                     Err(d) => return d,
                 };
                 let delivery =
                     fcm::send(&client, &self.settings.fcm_url, &service_account.project_id, push, &token).await;
                 if matches!(&delivery, Delivery::Retry { status: Some(401), .. }) {
-                    self.fcm_tokens.forget(&credential.sid);
+                    self.fcm_tokens.forget(&version, &token);
                 }
                 delivery
             }
@@ -170,6 +172,13 @@ impl Sender {
         }
         self.store.record_attempt(Outbox::Pushes, push.id, push.attempts, &outcome, status, next).await
     }
+}
+
+/// What the clients and tokens of `credential` are cached by: its SID and a digest of its sealed
+/// secret, so that an updated certificate or key is used from the next send on.
+fn version(credential: &CredentialRow) -> String {
+    let digest = ring::digest::digest(&ring::digest::SHA256, credential.secret.as_bytes());
+    format!("{}#{}", credential.sid, crate::crypto::b64url(&digest.as_ref()[..12]))
 }
 
 /// Claims and sends due pushes until the task is aborted. `wake` shortens the wait when a push

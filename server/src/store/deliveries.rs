@@ -6,6 +6,7 @@ use std::collections::HashMap;
 
 use serde_json::{Map, Value};
 
+use super::outbox::{Logged, Outbox};
 use super::{on_pool, Arg, Backend, Page, Sql, Store, Window};
 
 /// An event to record with a change.
@@ -165,13 +166,15 @@ impl Store {
         Ok(rows.into_iter().map(|t| (t.sid.clone(), t)).collect())
     }
 
+    /// A page of an account's deliveries, each with its attempts (one statement: see [`Logged`]).
     pub async fn list_deliveries(
         &self,
         account_sid: &str,
         f: &DeliveryFilter,
         window: &Window,
-    ) -> Result<Page<DeliveryRow>, sqlx::Error> {
-        let mut sql = Sql::new(&format!("SELECT {COLUMNS} FROM webhook_deliveries WHERE "));
+    ) -> Result<Page<Logged<DeliveryRow>>, sqlx::Error> {
+        let attempt_log = Outbox::WebhookDeliveries.attempt_log(self.backend());
+        let mut sql = Sql::new(&format!("SELECT {COLUMNS}{attempt_log} FROM webhook_deliveries WHERE "));
         sql.push("account_sid = ?", [Arg::Text(account_sid.to_owned())]);
         sql.push_filters(&[
             ("service_sid", &f.service_sid),

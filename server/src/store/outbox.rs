@@ -1,9 +1,9 @@
 //! What the two outboxes (pushes and webhook deliveries) share: the attempt log, the state
-//! change that goes with each attempt, taking back claims whose lease lapsed, and clearing an
-//! account's history.
+//! change that goes with each attempt, listing rows with their attempts, taking back claims whose
+//! lease lapsed, and clearing an account's history.
 
 use super::script::Script;
-use super::{on_pool, Arg, Db, Sql, Store};
+use super::{on_pool, Arg, Backend, Db, Store};
 
 /// The error of an attempt whose outcome was never recorded: its instance stopped (a crash,
 /// `kill -9`) or could not write before its lease lapsed. Its request may have reached the
@@ -26,6 +26,42 @@ impl Outbox {
             Outbox::WebhookDeliveries => ("webhook_deliveries", "webhook_attempts", "delivery_id"),
         }
     }
+
+    /// `, (…) AS attempt_log`: appended to a list's columns, each row's attempts as one JSON
+    /// array (see [`Logged`]), oldest first, from the attempts' `(owner, id)` index.
+    pub(crate) fn attempt_log(self, backend: Backend) -> String {
+        let (table, attempts, owner) = self.tables();
+        let fields = "a.attempt, a.at, a.http_status, a.outcome, a.error, a.latency_ms";
+        let array = match backend {
+            Backend::Sqlite => format!("json_group_array(json_array({fields}) ORDER BY a.id)"),
+            Backend::Postgres => format!("COALESCE(json_agg(json_build_array({fields}) ORDER BY a.id), '[]')::text"),
+        };
+        format!(", (SELECT {array} FROM {attempts} a WHERE a.{owner} = {table}.id) AS attempt_log")
+    }
+}
+
+/// A listed row with its attempts, read by one statement — one snapshot on both engines — so
+/// the attempts shown are exactly those of the state shown. (Read by a second query, the
+/// attempts could include one recorded after the row was read: a push shown `sending` with its
+/// attempt already logged as a retry.)
+#[derive(Debug)]
+pub struct Logged<T> {
+    pub row: T,
+    pub attempts: Vec<AttemptRow>,
+}
+
+impl<'r, R, T> sqlx::FromRow<'r, R> for Logged<T>
+where
+    R: sqlx::Row,
+    T: sqlx::FromRow<'r, R>,
+    &'r str: sqlx::ColumnIndex<R>,
+    String: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+{
+    fn from_row(row: &'r R) -> Result<Self, sqlx::Error> {
+        let log: String = row.try_get("attempt_log")?;
+        let attempts = serde_json::from_str(&log).map_err(|e| sqlx::Error::Decode(Box::new(e)))?;
+        Ok(Logged { row: T::from_row(row)?, attempts })
+    }
 }
 
 /// An attempt to record, and the state it leaves its row in.
@@ -39,12 +75,10 @@ pub struct Settled {
     pub next_attempt_at: i64,
 }
 
-/// One logged attempt.
-#[derive(Debug, Clone, sqlx::FromRow, serde::Serialize)]
+/// One logged attempt (decoded from the JSON array of [`Outbox::attempt_log`], field by field
+/// in this order).
+#[derive(Debug, Clone, serde::Deserialize)]
 pub struct AttemptRow {
-    pub id: i64,
-    /// The push or delivery it belongs to.
-    pub owner_id: i64,
     pub attempt: i64,
     pub at: i64,
     pub http_status: Option<i64>,
@@ -178,25 +212,6 @@ impl Store {
                 Ok(done.rows_affected())
             }
         }
-    }
-
-    /// The attempts of the given rows, oldest first.
-    pub async fn attempts(&self, outbox: Outbox, ids: &[i64]) -> Result<Vec<AttemptRow>, sqlx::Error> {
-        if ids.is_empty() {
-            return Ok(Vec::new());
-        }
-        let (_, attempts, owner) = outbox.tables();
-        let mut sql = Sql::new(&format!(
-            "SELECT id, {owner} AS owner_id, attempt, at, http_status, outcome, error, latency_ms FROM {attempts} \
-             WHERE {owner} IN ("
-        ));
-        for (i, id) in ids.iter().enumerate() {
-            sql.push(if i == 0 { "?" } else { ", ?" }, [Arg::Int(*id)]);
-        }
-        sql.push(") ORDER BY id", []);
-        on_pool!(self, read, |pool| {
-            super::bind_args!(sqlx::query_as::<_, AttemptRow>(&sql.text), &sql.args).fetch_all(pool).await
-        })
     }
 
     /// Deletes an account's rows (and their attempts). Returns how many.

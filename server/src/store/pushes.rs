@@ -2,6 +2,7 @@
 //! with a lease so that a crashed worker's pushes are taken up again, and every attempt logged.
 
 use super::challenges::ChallengeRow;
+use super::outbox::{Logged, Outbox};
 use super::script::Script;
 use super::{on_pool, Arg, Backend, Page, Sql, Store, Window};
 
@@ -177,13 +178,15 @@ impl Store {
         })
     }
 
+    /// A page of an account's pushes, each with its attempts (one statement: see [`Logged`]).
     pub async fn list_pushes(
         &self,
         account_sid: &str,
         f: &PushFilter,
         window: &Window,
-    ) -> Result<Page<PushRow>, sqlx::Error> {
-        let mut sql = Sql::new(&format!("SELECT {COLUMNS} FROM pushes WHERE "));
+    ) -> Result<Page<Logged<PushRow>>, sqlx::Error> {
+        let attempt_log = Outbox::Pushes.attempt_log(self.backend());
+        let mut sql = Sql::new(&format!("SELECT {COLUMNS}{attempt_log} FROM pushes WHERE "));
         sql.push("account_sid = ?", [Arg::Text(account_sid.to_owned())]);
         sql.push_filters(&[
             ("service_sid", &f.service_sid),
