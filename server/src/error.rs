@@ -33,6 +33,10 @@ pub enum ApiError {
     /// 400 / 60200: a parameter is present but invalid; the message names it.
     #[error("Invalid parameter `{name}`: {reason}")]
     InvalidParameter { name: &'static str, reason: String },
+    /// 400 / 60200: a parameter (form, query or path segment) holds U+0000, which PostgreSQL
+    /// cannot store in text; refused on both backends alike. Names the parameter.
+    #[error("Invalid parameter `{0}`: must not contain a NUL character (U+0000)")]
+    NulCharacter(String),
     /// 400 / 60200: the request could not be decoded at all (bad percent-encoding, non-UTF-8).
     #[error("Invalid request body: {0}")]
     MalformedBody(String),
@@ -101,7 +105,10 @@ impl ApiError {
             ApiError::NotFound(_) => 20404,
             ApiError::MethodNotAllowed(_) => 20004,
             ApiError::PayloadTooLarge(_) | ApiError::UnsupportedMediaType(_) => 60306,
-            ApiError::MissingParameter(_) | ApiError::InvalidParameter { .. } | ApiError::MalformedBody(_) => 60200,
+            ApiError::MissingParameter(_)
+            | ApiError::InvalidParameter { .. }
+            | ApiError::NulCharacter(_)
+            | ApiError::MalformedBody(_) => 60200,
             ApiError::EntityExists => 60301,
             ApiError::AccessTokenParameters(_) => 60305,
             ApiError::WebhookParameters(_) => 60306,
