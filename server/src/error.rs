@@ -88,7 +88,8 @@ pub enum ApiError {
     /// 500 / 20500: anything unexpected; the cause is logged, never sent.
     #[error("An internal server error has occurred")]
     Internal(#[source] anyhow::Error),
-    /// 503 / 20503: the database cannot be reached.
+    /// 503 / 20503: the database cannot be reached or cannot take writes (refused connections,
+    /// a server starting up or shutting down, a full disk).
     #[error("Service unavailable: the database cannot be reached")]
     Unavailable(#[source] anyhow::Error),
 }
@@ -184,11 +185,11 @@ impl ResponseError for ApiError {
 
 impl From<sqlx::Error> for ApiError {
     fn from(err: sqlx::Error) -> Self {
-        match err {
-            sqlx::Error::PoolTimedOut | sqlx::Error::Io(_) | sqlx::Error::PoolClosed => {
-                ApiError::Unavailable(err.into())
-            }
-            other => ApiError::Internal(other.into()),
+        // A refused or dropped connection, a server starting up or shutting down, a full disk:
+        // the database is unavailable, not broken (`store::health` lists the codes).
+        match crate::store::health::unavailable_reason(&err) {
+            Some(_) => ApiError::Unavailable(err.into()),
+            None => ApiError::Internal(err.into()),
         }
     }
 }

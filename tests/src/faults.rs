@@ -1,13 +1,18 @@
 //! Faults: input PostgreSQL cannot store, a database that refuses connections or writes,
 //! credentials changed by another instance, secrets at rest.
 
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
 use reqwest::Method;
 use serde_json::Value;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
 use verify_push_server::api::ROUTES;
 
 use crate::accounts::Existing;
 use crate::contract::served_contract;
-use crate::helpers::{on_both_backends, TestApp};
+use crate::helpers::{fresh_database, on_both_backends, spawn_app, spawn_app_on, Postgres, Sqlite, TestApp};
 
 on_both_backends!(a_nul_character_in_any_text_parameter_is_refused_naming_it);
 
@@ -65,4 +70,144 @@ async fn a_nul_character_in_any_text_parameter_is_refused_naming_it(app: TestApp
     }
     let service = app.get(&existing.fill("/v2/Services/{Sid}", None)).await;
     assert_eq!(service.body["friendly_name"], "Test Service");
+}
+
+/// A TCP proxy in front of PostgreSQL that can start refusing, as a server that is starting up,
+/// full or closed to connections does: it cuts every open connection and answers each new
+/// one's startup with a FATAL ErrorResponse carrying a SQLSTATE.
+struct RefusingProxy {
+    port: u16,
+    refusal: Arc<Mutex<Option<(&'static str, &'static str)>>>,
+    cut: tokio::sync::watch::Sender<u64>,
+}
+
+impl RefusingProxy {
+    async fn start(upstream: String) -> RefusingProxy {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let refusal: Arc<Mutex<Option<(&'static str, &'static str)>>> = Arc::default();
+        let (cut, _) = tokio::sync::watch::channel(0);
+        let (shared, cuts) = (refusal.clone(), cut.clone());
+        tokio::spawn(async move {
+            while let Ok((mut client, _)) = listener.accept().await {
+                let refused = *shared.lock().unwrap();
+                let mut cut = cuts.subscribe();
+                let upstream = upstream.clone();
+                tokio::spawn(async move {
+                    if let Some((code, message)) = refused {
+                        let _ = refuse_startup(&mut client, code, message).await;
+                        return;
+                    }
+                    let Ok(mut server) = TcpStream::connect(&upstream).await else { return };
+                    tokio::select! {
+                        _ = tokio::io::copy_bidirectional(&mut client, &mut server) => {}
+                        _ = cut.changed() => {}
+                    }
+                });
+            }
+        });
+        RefusingProxy { port, refusal, cut }
+    }
+
+    /// From now on, refuses every connection with `code`, and cuts the open ones.
+    fn refuse(&self, code: &'static str, message: &'static str) {
+        *self.refusal.lock().unwrap() = Some((code, message));
+        self.cut.send_modify(|generation| *generation += 1);
+    }
+
+    fn accept(&self) {
+        *self.refusal.lock().unwrap() = None;
+    }
+}
+
+/// Reads an SSLRequest (answered `N`) and the StartupMessage, then answers ErrorResponse.
+async fn refuse_startup(client: &mut TcpStream, code: &str, message: &str) -> std::io::Result<()> {
+    loop {
+        let length = client.read_u32().await?;
+        let mut rest = vec![0; usize::try_from(length).unwrap().saturating_sub(4)];
+        client.read_exact(&mut rest).await?;
+        if rest[..] == 80_877_103u32.to_be_bytes() {
+            client.write_all(b"N").await?;
+            continue;
+        }
+        break;
+    }
+    let mut fields = Vec::new();
+    for (kind, value) in [(b'S', "FATAL"), (b'V', "FATAL"), (b'C', code), (b'M', message)] {
+        fields.push(kind);
+        fields.extend_from_slice(value.as_bytes());
+        fields.push(0);
+    }
+    fields.push(0);
+    let mut response = vec![b'E'];
+    response.extend_from_slice(&u32::try_from(fields.len() + 4).unwrap().to_be_bytes());
+    response.extend_from_slice(&fields);
+    client.write_all(&response).await?;
+    client.shutdown().await
+}
+
+/// A PostgreSQL that refuses connections — closed to them (55000), starting up (57P03), out of
+/// slots (53300), rejecting the connection (08004) — makes requests answer 503/20503 (not 500)
+/// and `/healthz` 503 with the refusal as its reason; both recover once it accepts again.
+#[tokio::test]
+async fn a_postgresql_that_refuses_connections_answers_503_and_health_says_why() {
+    let database = fresh_database(Postgres).await;
+    let mut url = reqwest::Url::parse(&database).unwrap();
+    let upstream = format!("{}:{}", url.host_str().unwrap(), url.port().unwrap_or(5432));
+    let proxy = RefusingProxy::start(upstream).await;
+    url.set_port(Some(proxy.port)).unwrap();
+    let app = spawn_app_on(Postgres, url.as_str()).await;
+    let service = app.service().await;
+    let path = format!("/v2/Services/{service}");
+    for (code, message) in [
+        ("55000", "database \"test\" is not currently accepting connections"),
+        ("57P03", "the database system is starting up"),
+        ("53300", "sorry, too many clients already"),
+        ("08004", "the server rejected the connection"),
+    ] {
+        proxy.refuse(code, message);
+        app.get(&path).await.assert_error(503, 20503);
+        let health = app.send(Method::GET, "/healthz", None, &[], &[], None).await;
+        let body = health.assert_status(503);
+        assert_eq!(body["database"]["status"], "unavailable", "{code}: {body}");
+        let reason = body["database"]["reason"].as_str().unwrap_or_default();
+        assert!(reason.contains(code) && reason.contains(message), "{code}: {body}");
+        proxy.accept();
+        let deadline = Instant::now() + Duration::from_secs(15);
+        while app.get(&path).await.status != 200 {
+            assert!(Instant::now() < deadline, "{code}: requests never recovered");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        app.send(Method::GET, "/healthz", None, &[], &[], None).await.assert_status(200);
+    }
+}
+
+/// SQLite on a full disk (`max_page_count` reached on the writer): the failing write answers
+/// 503/20503, `/healthz` says `degraded` with the reason for as long as writes fail, and recovers
+/// by itself (its write probe succeeds) once there is room again.
+#[tokio::test]
+async fn a_full_disk_answers_503_and_health_is_degraded_until_writes_succeed() {
+    let app = spawn_app(Sqlite).await;
+    let health = || app.send(Method::GET, "/healthz", None, &[], &[], None);
+    health().await.assert_status(200);
+    app.store.simulate_full_disk(true).await.unwrap();
+    let mut failed = None;
+    for i in 0..2000 {
+        let reply = app.post("/v2/Services", &[("FriendlyName", &format!("Service number {i:05}"))]).await;
+        if reply.status != 201 {
+            failed = Some(reply);
+            break;
+        }
+    }
+    let failed = failed.expect("a write fails once the database cannot grow");
+    failed.assert_error(503, 20503);
+    for _ in 0..3 {
+        let reply = health().await;
+        let body = reply.assert_status(503);
+        assert_eq!(body["database"]["status"], "degraded", "{body}");
+        assert!(body["database"]["reason"].as_str().unwrap_or_default().contains("full"), "{body}");
+    }
+    app.store.simulate_full_disk(false).await.unwrap();
+    health().await.assert_status(200);
+    app.post("/v2/Services", &[("FriendlyName", "after the disk was freed")]).await.assert_status(201);
 }

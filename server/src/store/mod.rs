@@ -15,6 +15,7 @@ pub mod credentials;
 pub mod deliveries;
 pub mod entities;
 pub mod factors;
+pub mod health;
 pub mod outbox;
 #[cfg(test)]
 mod plans;
@@ -54,10 +55,13 @@ pub enum Db {
 #[derive(Debug, Clone)]
 pub struct Store {
     pub(crate) db: Db,
+    /// The outcome of recent writes, for `/healthz`.
+    writes: Arc<health::WriteOutcome>,
 }
 
 /// Runs `$body` with `$pool` bound to the backend's pool: `read` or `write` (SQLite keeps them
-/// apart; PostgreSQL uses one pool for both).
+/// apart; PostgreSQL uses one pool for both). A write's outcome is recorded for `/healthz`
+/// ([`health`]).
 ///
 /// `$pool` is a `&PgPool` or, on SQLite, a `&mut SqliteConnection` leased for the body (so the
 /// body uses it once, or opens a transaction on it).
@@ -77,9 +81,9 @@ macro_rules! on_pool {
             $crate::store::Db::Sqlite { write, .. } => {
                 let mut lease = write.acquire().await?;
                 let $pool = &mut *lease;
-                $body
+                $store.recorded_write(async { $body }).await
             }
-            $crate::store::Db::Postgres($pool) => $body,
+            $crate::store::Db::Postgres($pool) => $store.recorded_write(async { $body }).await,
         }
     };
 }
@@ -260,9 +264,9 @@ impl Store {
                 .connect_with(options)
                 .await
                 .context("cannot connect to PostgreSQL")?;
-            Store { db: Db::Postgres(pool) }
+            Store { db: Db::Postgres(pool), writes: Arc::default() }
         } else if url.starts_with("sqlite:") {
-            Store { db: connect_sqlite(url, max_connections).await? }
+            Store { db: connect_sqlite(url, max_connections).await?, writes: Arc::default() }
         } else {
             anyhow::bail!("unsupported database URL (expected sqlite:… or postgres://…)");
         };
