@@ -76,6 +76,10 @@ pub struct ServeArgs {
     /// A JSON file of further accounts and API keys (see README, "Accounts").
     #[arg(long, env = "VERIFY_PUSH_ACCOUNTS_FILE")]
     pub accounts_file: Option<PathBuf>,
+    /// Milliseconds an instance trusts a cached credential before reading it again, so that a
+    /// rotated auth token or a removed API key reaches every instance within this time.
+    #[arg(long, env = "VERIFY_PUSH_ACCOUNTS_REFRESH_MS", default_value_t = 2000)]
+    pub accounts_refresh_ms: u64,
     /// Key for access tokens: 32 bytes, base64. When unset, one is generated on first start and
     /// kept in the database, so every instance on that database shares it.
     #[arg(long, env = "VERIFY_PUSH_ACCESS_TOKEN_KEY", hide_env_values = true)]
@@ -202,6 +206,7 @@ impl ServeArgs {
             api_key_sid: None,
             api_key_secret: None,
             accounts_file: None,
+            accounts_refresh_ms: 2000,
             access_token_key: None,
             sweep_interval: 10,
             unverified_factor_ttl: 86_400,

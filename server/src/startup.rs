@@ -62,7 +62,7 @@ impl Application {
         let state = web::Data::new(AppState {
             store: store.clone(),
             clock: clock.clone(),
-            accounts: Accounts::new(store.clone()),
+            accounts: Accounts::new(store.clone(), Duration::from_millis(args.accounts_refresh_ms)),
             token_key,
             urls: Urls::new(&public_url),
             device_clock_skew: args.device_clock_skew.max(0),

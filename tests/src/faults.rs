@@ -12,9 +12,14 @@ use verify_push_server::api::ROUTES;
 
 use crate::accounts::Existing;
 use crate::contract::served_contract;
-use crate::helpers::{fresh_database, on_both_backends, spawn_app, spawn_app_on, Postgres, Sqlite, TestApp};
+use crate::helpers::{
+    fresh_database, on_both_backends, spawn_app, spawn_app_configured, spawn_app_on, Creds, Postgres, Sqlite, TestApp,
+};
 
-on_both_backends!(a_nul_character_in_any_text_parameter_is_refused_naming_it);
+on_both_backends!(
+    a_nul_character_in_any_text_parameter_is_refused_naming_it,
+    a_rotated_token_and_a_removed_api_key_reach_every_instance_within_5_seconds,
+);
 
 /// The parameters of `method path` in `openapi.yaml`: (where, name), where is `path`, `query`
 /// or `form`.
@@ -210,4 +215,44 @@ async fn a_full_disk_answers_503_and_health_is_degraded_until_writes_succeed() {
     app.store.simulate_full_disk(false).await.unwrap();
     health().await.assert_status(200);
     app.post("/v2/Services", &[("FriendlyName", "after the disk was freed")]).await.assert_status(201);
+}
+
+/// Another instance starting with a new auth token and without the API key rewrites the
+/// database; the running instance, which has both credentials cached, must follow within 5 s:
+/// the old token and the removed key refused, the new token accepted.
+async fn a_rotated_token_and_a_removed_api_key_reach_every_instance_within_5_seconds(first: TestApp) {
+    let path = format!("/v2/Services/{}", first.service().await);
+    async fn status(app: &TestApp, path: &str, creds: &Creds) -> u16 {
+        app.send(Method::GET, path, Some(creds), &[], &[], None).await.status.as_u16()
+    }
+    let call = |app, creds| status(app, &path, creds);
+    assert_eq!(call(&first, &first.account).await, 200);
+    assert_eq!(call(&first, &first.api_key).await, 200);
+    let rotated = Creds { user: first.account.user.clone(), password: "rotated-auth-token-0001".into() };
+    let new_token = rotated.password.clone();
+    let second = spawn_app_configured(first.backend, &first.database_url, |args| {
+        args.auth_token = Some(new_token);
+        args.api_key_sid = None;
+        args.api_key_secret = None;
+    })
+    .await;
+    let rotated_at = Instant::now();
+    let expected = [(&first.account, 401), (&first.api_key, 401), (&rotated, 200)];
+    for app in [&first, &second] {
+        loop {
+            let mut seen = Vec::new();
+            for (creds, _) in &expected {
+                seen.push(call(app, creds).await);
+            }
+            if expected.iter().map(|(_, status)| *status).eq(seen.iter().copied()) {
+                break;
+            }
+            assert!(
+                rotated_at.elapsed() < Duration::from_secs(5),
+                "{}: old token, removed key, new token answer {seen:?} after 5 s",
+                app.url
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
 }
