@@ -17,6 +17,7 @@ mod faults;
 mod helper_libs;
 mod paging;
 mod push;
+mod secrets;
 mod services;
 mod webhook_delivery;
 mod webhooks;
