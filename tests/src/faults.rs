@@ -189,13 +189,16 @@ async fn a_postgresql_that_refuses_connections_answers_503_and_health_says_why()
 
 /// SQLite on a full disk (`max_page_count` reached on the writer): the failing write answers
 /// 503/20503, `/healthz` says `degraded` with the reason for as long as writes fail, and recovers
-/// by itself (its write probe succeeds) once there is room again.
+/// by itself (its write probe succeeds) once there is room again. A healthy `/healthz` makes no
+/// write, so it notices the full disk only once a write has failed.
 #[tokio::test]
 async fn a_full_disk_answers_503_and_health_is_degraded_until_writes_succeed() {
     let app = spawn_app(Sqlite).await;
     let health = || app.send(Method::GET, "/healthz", None, &[], &[], None);
     health().await.assert_status(200);
     app.store.simulate_full_disk(true).await.unwrap();
+    // Health writes nothing while the last write succeeded: the full disk is not seen yet.
+    health().await.assert_status(200);
     let mut failed = None;
     for i in 0..2000 {
         let reply = app.post("/v2/Services", &[("FriendlyName", &format!("Service number {i:05}"))]).await;
