@@ -8,7 +8,6 @@
 //! costs no writes, and a server whose writes fail keeps probing until one succeeds again.
 
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Mutex;
 use std::time::Duration;
 
 use sqlx::Connection as _;
@@ -52,37 +51,21 @@ pub fn unavailable_reason(err: &sqlx::Error) -> Option<String> {
     }
 }
 
-/// The outcome of the latest write that succeeded or failed for want of the database.
+/// Whether the latest write that succeeded or failed for want of the database failed.
 #[derive(Debug, Default)]
 pub struct WriteOutcome {
     failing: AtomicBool,
-    reason: Mutex<String>,
 }
 
 impl WriteOutcome {
     fn record<T>(&self, result: &Result<T, sqlx::Error>) {
         match result {
-            Ok(_) => {
-                if self.failing.load(Ordering::Relaxed) {
-                    self.failing.store(false, Ordering::Relaxed);
-                }
-            }
-            Err(err) => {
-                if let Some(reason) = unavailable_reason(err) {
-                    if let Ok(mut slot) = self.reason.lock() {
-                        *slot = reason;
-                    }
-                    self.failing.store(true, Ordering::Relaxed);
-                }
-            }
+            // A load before the store: the flag's cache line stays shared while writes succeed.
+            Ok(_) if self.failing.load(Ordering::Relaxed) => self.failing.store(false, Ordering::Relaxed),
+            Ok(_) => {}
+            Err(err) if unavailable_reason(err).is_some() => self.failing.store(true, Ordering::Relaxed),
+            Err(_) => {}
         }
-    }
-
-    fn failure(&self) -> Option<String> {
-        if !self.failing.load(Ordering::Relaxed) {
-            return None;
-        }
-        Some(self.reason.lock().map(|r| r.clone()).unwrap_or_default())
     }
 }
 
@@ -115,28 +98,20 @@ impl Store {
 
     /// The database's state: a read on every call; a write only while the last write failed.
     pub async fn health(&self) -> DatabaseState {
-        if let Err(reason) = self.probe(self.ping()).await {
+        if let Err(reason) = probe(self.ping()).await {
             return DatabaseState::Unavailable(self.connect_error().await.unwrap_or(reason));
         }
-        if self.writes.failure().is_none() {
+        if !self.writes.failing.load(Ordering::Relaxed) {
             return DatabaseState::Ok;
         }
-        match self.probe(self.probe_write()).await {
+        match probe(self.probe_write()).await {
             Ok(()) => DatabaseState::Ok,
             Err(reason) => DatabaseState::Degraded(reason),
         }
     }
 
-    async fn probe(&self, check: impl std::future::Future<Output = Result<(), sqlx::Error>>) -> Result<(), String> {
-        match tokio::time::timeout(PROBE_TIMEOUT, check).await {
-            Ok(Ok(())) => Ok(()),
-            Ok(Err(e)) => Err(unavailable_reason(&e).unwrap_or_else(|| e.to_string())),
-            Err(_) => Err(format!("the database did not answer within {} s", PROBE_TIMEOUT.as_secs())),
-        }
-    }
-
     /// A write of a few pages, undone in the same transaction but committed (so it reaches the
-    /// WAL or the disk), through the path every write takes. It records its outcome.
+    /// WAL or the disk), on the writer connection. It records its outcome.
     async fn probe_write(&self) -> Result<(), sqlx::Error> {
         let filler = "x".repeat(16 * 1024);
         on_pool!(self, write, |pool| {
@@ -176,6 +151,15 @@ impl Store {
         let pages: i64 =
             if full { sqlx::query_scalar("PRAGMA page_count").fetch_one(&mut *conn).await? } else { 1_073_741_823 };
         sqlx::query(&format!("PRAGMA max_page_count = {pages}")).execute(&mut *conn).await.map(|_| ())
+    }
+}
+
+/// Runs a health check within [`PROBE_TIMEOUT`]; the error is the reason to report.
+async fn probe(check: impl std::future::Future<Output = Result<(), sqlx::Error>>) -> Result<(), String> {
+    match tokio::time::timeout(PROBE_TIMEOUT, check).await {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(e)) => Err(unavailable_reason(&e).unwrap_or_else(|| e.to_string())),
+        Err(_) => Err(format!("the database did not answer within {} s", PROBE_TIMEOUT.as_secs())),
     }
 }
 
