@@ -307,7 +307,7 @@ def emulator_paths() -> dict[str, Any]:
                 "security": [],
                 "responses": {
                     "200": health_response("The emulator and its database are healthy."),
-                    "503": health_response("The database is unavailable."),
+                    "503": health_response("The database is unavailable or cannot take writes."),
                 },
             }
         }
@@ -446,11 +446,10 @@ def emulator_schemas() -> dict[str, Any]:
             "properties": {
                 "status": {
                     "type": "string",
-                    "enum": ["ok", "unavailable"],
+                    "enum": ["ok", "degraded", "unavailable"],
                     "description": (
-                        "Overall status. Always `ok` on a 200 response. On a 503 response (database unavailable) "
-                        "`database.status` is `unavailable`; this field may be `ok` (the process is up) or "
-                        "`unavailable`."
+                        "Overall status, the same as `database.status`: `ok` on a 200 response, `degraded` or "
+                        "`unavailable` on a 503 response."
                     ),
                 },
                 "version": {"type": "string", "description": "Version of the emulator build."},
@@ -464,8 +463,18 @@ def emulator_schemas() -> dict[str, Any]:
                         },
                         "status": {
                             "type": "string",
-                            "enum": ["ok", "unavailable"],
-                            "description": "Whether the database answered the health probe.",
+                            "enum": ["ok", "degraded", "unavailable"],
+                            "description": (
+                                "`ok`: the database answers reads and the last write succeeded. `degraded`: it "
+                                "answers reads but writes fail (for example a full disk); each health call then "
+                                "probes a write, so the state recovers by itself. `unavailable`: it does not answer "
+                                "(refused connections, a server starting up or shutting down)."
+                            ),
+                        },
+                        "reason": {
+                            "type": "string",
+                            "description": "Why the database is not `ok` (the database's message and code); "
+                            "absent when it is `ok`.",
                         },
                     },
                     "required": ["backend", "status"],

@@ -2,12 +2,16 @@
 //!
 //! Accounts come from the environment (`VERIFY_PUSH_ACCOUNT_SID`/`_AUTH_TOKEN`), from an accounts
 //! file, or are generated on first start. They live in the database, so every instance sees the
-//! same ones, and are cached in memory after first use. Secrets are compared in constant time
-//! (hash then compare) and never logged.
+//! same ones; an instance starting with a new auth token or without an API key rewrites them
+//! there (API keys exist only while configured). Each instance caches a credential for at most
+//! `--accounts-refresh-ms` (2 s by default) after reading it, so a rotation or a removal reaches
+//! every instance within that time, at the cost of one indexed read per credential per period.
+//! Secrets are compared in constant time (hash then compare) and never logged.
 
 use std::collections::HashMap;
 use std::path::Path;
 use std::sync::RwLock;
+use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use serde::Deserialize;
@@ -28,24 +32,33 @@ struct Credential {
 /// Authenticates Basic credentials against the accounts and API keys in the store.
 pub struct Accounts {
     store: Store,
-    cache: RwLock<HashMap<String, Credential>>,
+    /// Credentials read from the store, and when.
+    cache: RwLock<HashMap<String, (Credential, Instant)>>,
+    /// How long a cached credential is trusted before it is read again.
+    refresh: Duration,
 }
 
 impl Accounts {
-    pub fn new(store: Store) -> Accounts {
-        Accounts { store, cache: RwLock::new(HashMap::new()) }
+    pub fn new(store: Store, refresh: Duration) -> Accounts {
+        Accounts { store, cache: RwLock::new(HashMap::new()), refresh }
     }
 
     /// The account SID that `username`/`password` authenticate as, if they do.
     pub async fn authenticate(&self, username: &str, password: &str) -> Result<Option<String>, sqlx::Error> {
-        let cached = self.cache.read().ok().and_then(|c| c.get(username).cloned());
+        let cached = self.cache.read().ok().and_then(|c| {
+            c.get(username).filter(|(_, read_at)| read_at.elapsed() < self.refresh).map(|(c, _)| c.clone())
+        });
         let credential = match cached {
             Some(c) => c,
             None => {
-                let Some(c) = self.load(username).await? else { return Ok(None) };
+                let loaded = self.load(username).await?;
                 if let Ok(mut cache) = self.cache.write() {
-                    cache.insert(username.to_owned(), c.clone());
+                    match &loaded {
+                        Some(c) => cache.insert(username.to_owned(), (c.clone(), Instant::now())),
+                        None => cache.remove(username),
+                    };
                 }
+                let Some(c) = loaded else { return Ok(None) };
                 c
             }
         };
@@ -105,15 +118,18 @@ pub struct GeneratedAccount {
     pub auth_token: String,
 }
 
-/// Puts the configured accounts in place. Returns the account generated on first start, when
-/// nothing was configured and the database had none.
+/// Puts the configured accounts in place and deletes the API keys no longer configured (API keys
+/// come only from configuration). Returns the account generated on first start, when nothing
+/// was configured and the database had none.
 pub async fn bootstrap(store: &Store, args: &ServeArgs, now: i64) -> anyhow::Result<Option<GeneratedAccount>> {
     let mut configured = false;
+    let mut api_keys = Vec::new();
     if let Some(path) = &args.accounts_file {
         for entry in read_accounts_file(path)? {
             put_account(store, &entry.account_sid, &entry.auth_token, entry.friendly_name.as_deref(), now).await?;
             for key in &entry.api_keys {
                 put_api_key(store, &key.sid, &key.secret, &entry.account_sid, now).await?;
+                api_keys.push(key.sid.clone());
             }
             configured = true;
         }
@@ -123,6 +139,7 @@ pub async fn bootstrap(store: &Store, args: &ServeArgs, now: i64) -> anyhow::Res
             put_account(store, sid, token, None, now).await?;
             if let (Some(key), Some(secret)) = (&args.api_key_sid, &args.api_key_secret) {
                 put_api_key(store, key, secret, sid, now).await?;
+                api_keys.push(key.clone());
             } else if args.api_key_sid.is_some() || args.api_key_secret.is_some() {
                 anyhow::bail!("VERIFY_PUSH_API_KEY_SID and VERIFY_PUSH_API_KEY_SECRET go together");
             }
@@ -134,6 +151,10 @@ pub async fn bootstrap(store: &Store, args: &ServeArgs, now: i64) -> anyhow::Res
             }
         }
         _ => anyhow::bail!("VERIFY_PUSH_ACCOUNT_SID and VERIFY_PUSH_AUTH_TOKEN go together"),
+    }
+    let removed = store.delete_api_keys_except(&api_keys).await.context("removing unconfigured API keys")?;
+    if removed > 0 {
+        tracing::info!(removed, "API keys no longer configured were removed");
     }
     if configured {
         return Ok(None);

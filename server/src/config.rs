@@ -76,8 +76,12 @@ pub struct ServeArgs {
     /// A JSON file of further accounts and API keys (see README, "Accounts").
     #[arg(long, env = "VERIFY_PUSH_ACCOUNTS_FILE")]
     pub accounts_file: Option<PathBuf>,
+    /// Milliseconds an instance trusts a cached credential before reading it again, so that a
+    /// rotated auth token or a removed API key reaches every instance within this time.
+    #[arg(long, env = "VERIFY_PUSH_ACCOUNTS_REFRESH_MS", default_value_t = 2000)]
+    pub accounts_refresh_ms: u64,
     /// Key for access tokens: 32 bytes, base64. When unset, one is generated on first start and
-    /// kept in the database, so every instance on that database shares it.
+    /// kept in the key file (see --keys-file), or in the database on PostgreSQL without one.
     #[arg(long, env = "VERIFY_PUSH_ACCESS_TOKEN_KEY", hide_env_values = true)]
     pub access_token_key: Option<String>,
     /// Seconds between sweeps that mark overdue Challenges expired and drop stale unverified
@@ -105,9 +109,15 @@ pub struct ServeArgs {
     #[arg(long, env = "VERIFY_PUSH_TLS_HOSTNAMES", default_value = crate::tls::DEFAULT_HOSTNAMES, value_delimiter = ',')]
     pub tls_hostnames: Vec<String>,
     /// Key that encrypts push credentials at rest: 32 bytes, base64. When unset, one is
-    /// generated on first start and kept in the database.
+    /// generated on first start and kept in the key file (see --keys-file), or in the database
+    /// on PostgreSQL without one.
     #[arg(long, env = "VERIFY_PUSH_CREDENTIALS_KEY", hide_env_values = true)]
     pub credentials_key: Option<String>,
+    /// File that keeps the generated keys (access-token and credentials key), mode 0600. Default:
+    /// beside a SQLite database (`verify-push.keys` next to `verify-push.db`); with PostgreSQL,
+    /// unset keeps them in the database (give every instance the same file, or set the keys).
+    #[arg(long, env = "VERIFY_PUSH_KEYS_FILE")]
+    pub keys_file: Option<PathBuf>,
     /// APNs production endpoint (point it at a local fake in tests and labs).
     #[arg(long, env = "VERIFY_PUSH_APNS_URL", default_value = "https://api.push.apple.com")]
     pub apns_url: String,
@@ -202,6 +212,7 @@ impl ServeArgs {
             api_key_sid: None,
             api_key_secret: None,
             accounts_file: None,
+            accounts_refresh_ms: 2000,
             access_token_key: None,
             sweep_interval: 10,
             unverified_factor_ttl: 86_400,
@@ -211,6 +222,7 @@ impl ServeArgs {
             tls_self_signed: None,
             tls_hostnames: crate::tls::DEFAULT_HOSTNAMES.split(',').map(str::to_owned).collect(),
             credentials_key: None,
+            keys_file: None,
             apns_url: "https://api.push.apple.com".to_owned(),
             apns_sandbox_url: "https://api.sandbox.push.apple.com".to_owned(),
             fcm_url: "https://fcm.googleapis.com".to_owned(),

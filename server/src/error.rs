@@ -33,6 +33,10 @@ pub enum ApiError {
     /// 400 / 60200: a parameter is present but invalid; the message names it.
     #[error("Invalid parameter `{name}`: {reason}")]
     InvalidParameter { name: &'static str, reason: String },
+    /// 400 / 60200: a parameter (form, query or path segment) holds U+0000, which PostgreSQL
+    /// cannot store in text; refused on both backends alike. Names the parameter.
+    #[error("Invalid parameter `{0}`: must not contain a NUL character (U+0000)")]
+    NulCharacter(String),
     /// 400 / 60200: the request could not be decoded at all (bad percent-encoding, non-UTF-8).
     #[error("Invalid request body: {0}")]
     MalformedBody(String),
@@ -84,7 +88,8 @@ pub enum ApiError {
     /// 500 / 20500: anything unexpected; the cause is logged, never sent.
     #[error("An internal server error has occurred")]
     Internal(#[source] anyhow::Error),
-    /// 503 / 20503: the database cannot be reached.
+    /// 503 / 20503: the database cannot be reached or cannot take writes (refused connections,
+    /// a server starting up or shutting down, a full disk).
     #[error("Service unavailable: the database cannot be reached")]
     Unavailable(#[source] anyhow::Error),
 }
@@ -101,7 +106,10 @@ impl ApiError {
             ApiError::NotFound(_) => 20404,
             ApiError::MethodNotAllowed(_) => 20004,
             ApiError::PayloadTooLarge(_) | ApiError::UnsupportedMediaType(_) => 60306,
-            ApiError::MissingParameter(_) | ApiError::InvalidParameter { .. } | ApiError::MalformedBody(_) => 60200,
+            ApiError::MissingParameter(_)
+            | ApiError::InvalidParameter { .. }
+            | ApiError::NulCharacter(_)
+            | ApiError::MalformedBody(_) => 60200,
             ApiError::EntityExists => 60301,
             ApiError::AccessTokenParameters(_) => 60305,
             ApiError::WebhookParameters(_) => 60306,
@@ -177,11 +185,11 @@ impl ResponseError for ApiError {
 
 impl From<sqlx::Error> for ApiError {
     fn from(err: sqlx::Error) -> Self {
-        match err {
-            sqlx::Error::PoolTimedOut | sqlx::Error::Io(_) | sqlx::Error::PoolClosed => {
-                ApiError::Unavailable(err.into())
-            }
-            other => ApiError::Internal(other.into()),
+        // A refused or dropped connection, a server starting up or shutting down, a full disk:
+        // the database is unavailable, not broken (`store::health` lists the codes).
+        match crate::store::health::unavailable_reason(&err) {
+            Some(_) => ApiError::Unavailable(err.into()),
+            None => ApiError::Internal(err.into()),
         }
     }
 }

@@ -10,6 +10,7 @@ pub mod config;
 pub mod crypto;
 pub mod domain;
 pub mod error;
+pub mod keys;
 pub mod push;
 pub mod startup;
 pub mod store;

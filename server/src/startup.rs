@@ -9,8 +9,6 @@ use std::time::{Duration, Instant};
 use actix_web::dev::{Server, Service as _};
 use actix_web::{web, App, HttpServer};
 use anyhow::Context;
-use base64::engine::general_purpose::STANDARD;
-use base64::Engine;
 use futures_util::FutureExt;
 
 use crate::accounts::{self, Accounts, GeneratedAccount};
@@ -38,17 +36,13 @@ pub struct Application {
     pub self_signed: Option<crate::tls::SelfSignedInfo>,
 }
 
-const ACCESS_TOKEN_KEY_NAME: &str = "access_token_key";
-const CREDENTIALS_KEY_NAME: &str = "credentials_key";
-
 impl Application {
     pub async fn build(args: ServeArgs, clock: SharedClock) -> anyhow::Result<Application> {
         let store = Store::connect(&args.database.database_url, args.database.database_max_connections).await?;
         let generated_account = accounts::bootstrap(&store, &args, clock.now()).await?;
-        let token_key =
-            TokenKey::new(&stored_key(&store, ACCESS_TOKEN_KEY_NAME, args.access_token_key.as_deref()).await?);
-        let secrets =
-            Arc::new(SecretBox::new(&stored_key(&store, CREDENTIALS_KEY_NAME, args.credentials_key.as_deref()).await?));
+        let keys = crate::keys::load(&store, &args).await?;
+        let token_key = TokenKey::new(&keys.access_token);
+        let secrets = Arc::new(SecretBox::new(&keys.credentials));
         let push = args.push()?;
         let push_wake = Arc::new(tokio::sync::Notify::new());
         let webhook_settings = args.webhooks();
@@ -62,7 +56,7 @@ impl Application {
         let state = web::Data::new(AppState {
             store: store.clone(),
             clock: clock.clone(),
-            accounts: Accounts::new(store.clone()),
+            accounts: Accounts::new(store.clone(), Duration::from_millis(args.accounts_refresh_ms)),
             token_key,
             urls: Urls::new(&public_url),
             device_clock_skew: args.device_clock_skew.max(0),
@@ -151,23 +145,6 @@ impl Application {
         tracing::info!("verify-push-server stopped");
         result
     }
-}
-
-/// A 256-bit server key: from configuration, or generated once and kept in the database under
-/// `name`, so that every instance on it shares the key.
-async fn stored_key(store: &Store, name: &str, configured: Option<&str>) -> anyhow::Result<[u8; 32]> {
-    let encoded = match configured {
-        Some(value) => value.trim().to_owned(),
-        None => {
-            let proposed = STANDARD.encode(TokenKey::generate_secret());
-            store.server_key_or_insert(name, &proposed).await?
-        }
-    };
-    STANDARD
-        .decode(&encoded)
-        .ok()
-        .and_then(|b| b.try_into().ok())
-        .with_context(|| format!("the {name} must be 32 bytes in base64"))
 }
 
 /// Asks the server listening on `bind` for `/healthz` over plain HTTP/1.1 (the `healthcheck`

@@ -1,7 +1,6 @@
 //! Access tokens: creation, fetch, the JWE's claims, parameter checks, and one key shared by
 //! every instance on a database.
 
-use base64::Engine;
 use verify_push_server::clock::Clock;
 use verify_push_server::crypto::access_token::TokenKey;
 
@@ -13,11 +12,11 @@ on_both_backends!(
     every_instance_on_a_database_shares_the_token_key
 );
 
-/// The server's token key, read back from the store.
+/// The server's token key, as a server on this database loads it (key file or database).
 async fn server_key(app: &TestApp) -> TokenKey {
-    let stored = app.store.server_key_or_insert("access_token_key", "unused").await.unwrap();
-    let bytes: [u8; 32] = base64::engine::general_purpose::STANDARD.decode(stored).unwrap().try_into().unwrap();
-    TokenKey::new(&bytes)
+    let mut args = verify_push_server::config::ServeArgs::defaults();
+    args.database.database_url = app.database_url.clone();
+    TokenKey::new(&verify_push_server::keys::load(&app.store, &args).await.unwrap().access_token)
 }
 
 async fn access_tokens_are_jwe_bound_to_service_identity_and_expiry(app: TestApp) {

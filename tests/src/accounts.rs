@@ -16,48 +16,80 @@ on_both_backends!(
     a_first_start_without_accounts_generates_one_and_only_once,
 );
 
+/// One existing resource of the main account for each path parameter of the route table.
+pub(crate) struct Existing {
+    service: String,
+    user: String,
+    factor: String,
+    challenge: String,
+    token: String,
+    hook: String,
+    credential: String,
+}
+
+impl Existing {
+    /// Creates a Service, a verified Factor, a Challenge, an AccessToken, a Webhook and a
+    /// Credential.
+    pub(crate) async fn create(app: &TestApp) -> Existing {
+        let service = app.service().await;
+        let user = identity();
+        let (factor, _) = app.verified_factor(&service, &user).await;
+        let challenge = app.challenge(&service, &user, &factor).await["sid"].as_str().unwrap().to_owned();
+        let token = app
+            .post(&format!("/v2/Services/{service}/AccessTokens"), &[("Identity", &user), ("FactorType", "push")])
+            .await;
+        let token = token.body["sid"].as_str().unwrap().to_owned();
+        let hook = app
+            .post(
+                &format!("/v2/Services/{service}/Webhooks"),
+                &[("FriendlyName", "h"), ("EventTypes", "*"), ("WebhookUrl", "https://example.com")],
+            )
+            .await;
+        let hook = hook.body["sid"].as_str().unwrap().to_owned();
+        let credential = crate::push::fcm_credential(app, "http://127.0.0.1:9/token").await;
+        Existing { service, user, factor, challenge, token, hook, credential }
+    }
+
+    /// The value of path parameter `name` in route `path`.
+    pub(crate) fn value(&self, path: &str, name: &str) -> &str {
+        match name {
+            "ServiceSid" => &self.service,
+            "Identity" => &self.user,
+            "FormType" => "form-push",
+            "ChallengeSid" => &self.challenge,
+            _ if path.starts_with("/v1/Credentials") => &self.credential,
+            _ if path.contains("/Challenges/") => &self.challenge,
+            _ if path.contains("/Factors/") => &self.factor,
+            _ if path.contains("/AccessTokens/") => &self.token,
+            _ if path.contains("/Webhooks/") => &self.hook,
+            _ => &self.service,
+        }
+    }
+
+    /// `path` with every `{Name}` filled in, `replaced` (a name and its raw text) excepted.
+    pub(crate) fn fill(&self, path: &str, replaced: Option<(&str, &str)>) -> String {
+        let mut out = String::new();
+        for (i, piece) in path.split(['{', '}']).enumerate() {
+            if i % 2 == 0 {
+                out.push_str(piece);
+            } else {
+                match replaced {
+                    Some((name, raw)) if name == piece => out.push_str(raw),
+                    _ => out.push_str(self.value(path, piece)),
+                }
+            }
+        }
+        out
+    }
+}
+
 /// Every route with its path parameters filled in with existing resources of the main account.
 async fn concrete_routes(app: &TestApp) -> Vec<(Method, String)> {
-    let service = app.service().await;
-    let user = identity();
-    let (factor, _) = app.verified_factor(&service, &user).await;
-    let challenge = app.challenge(&service, &user, &factor).await["sid"].as_str().unwrap().to_owned();
-    let token =
-        app.post(&format!("/v2/Services/{service}/AccessTokens"), &[("Identity", &user), ("FactorType", "push")]).await;
-    let token = token.body["sid"].as_str().unwrap().to_owned();
-    let hook = app
-        .post(
-            &format!("/v2/Services/{service}/Webhooks"),
-            &[("FriendlyName", "h"), ("EventTypes", "*"), ("WebhookUrl", "https://example.com")],
-        )
-        .await;
-    let hook = hook.body["sid"].as_str().unwrap().to_owned();
-    let credential = crate::push::fcm_credential(app, "http://127.0.0.1:9/token").await;
+    let existing = Existing::create(app).await;
     ROUTES
         .iter()
         .filter(|(_, path)| *path != "/healthz")
-        .map(|(method, path)| {
-            let sid = if path.starts_with("/v1/Credentials") {
-                &credential
-            } else if path.contains("/Challenges/") {
-                &challenge
-            } else if path.contains("/Factors/") {
-                &factor
-            } else if path.contains("/AccessTokens/") {
-                &token
-            } else if path.contains("/Webhooks/") {
-                &hook
-            } else {
-                &service
-            };
-            let concrete = path
-                .replace("{ServiceSid}", &service)
-                .replace("{Identity}", &user)
-                .replace("{FormType}", "form-push")
-                .replace("{ChallengeSid}", &challenge)
-                .replace("{Sid}", sid);
-            (Method::from_bytes(method.as_bytes()).unwrap(), concrete)
-        })
+        .map(|(method, path)| (Method::from_bytes(method.as_bytes()).unwrap(), existing.fill(path, None)))
         .collect()
 }
 

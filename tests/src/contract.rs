@@ -15,7 +15,7 @@ fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_owned()
 }
 
-fn served_contract() -> Value {
+pub(crate) fn served_contract() -> Value {
     let text = std::fs::read_to_string(root().join("openapi.yaml")).unwrap();
     serde_yaml::from_str(&text).unwrap()
 }

@@ -148,7 +148,7 @@ pub async fn spawn_app_on(backend: Backend, database_url: &str) -> TestApp {
     spawn_app_configured(backend, database_url, |_| {}).await
 }
 
-async fn spawn_app_configured(backend: Backend, database_url: &str, tweak: impl FnOnce(&mut ServeArgs)) -> TestApp {
+pub async fn spawn_app_configured(backend: Backend, database_url: &str, tweak: impl FnOnce(&mut ServeArgs)) -> TestApp {
     let account = Creds { user: "AC".to_owned() + &"1".repeat(32), password: "main-auth-token-0001".into() };
     let other_account = Creds { user: "AC".to_owned() + &"2".repeat(32), password: "other-auth-token-002".into() };
     let api_key = Creds { user: "SK".to_owned() + &"3".repeat(32), password: "api-key-secret-00003".into() };

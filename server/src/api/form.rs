@@ -5,7 +5,8 @@
 //! which serde_urlencoded cannot collect. Both SDK encodings must decode (DEVICE-PROTOCOL.md
 //! §1.4): Android percent-encodes everything, iOS leaves `=` and `/` raw inside values, so each
 //! pair is split at its *first* `=`. Unlike `form_urlencoded::parse`, decoding is strict: a bad
-//! `%XX` escape or a byte sequence that is not UTF-8 is an error, never a silent U+FFFD.
+//! `%XX` escape or a byte sequence that is not UTF-8 is an error, never a silent U+FFFD, and so is
+//! U+0000 in a name or value (PostgreSQL cannot store it in text; SQLite could, so both refuse it).
 
 use std::future::Future;
 use std::pin::Pin;
@@ -42,7 +43,11 @@ impl Params {
             if name.is_empty() {
                 continue;
             }
-            pairs.push((name, percent_decode(value)?));
+            let value = percent_decode(value)?;
+            if name.contains('\0') || value.contains('\0') {
+                return Err(ApiError::NulCharacter(name));
+            }
+            pairs.push((name, value));
         }
         Ok(Params { pairs })
     }
@@ -228,6 +233,14 @@ mod tests {
         assert!(Params::decode(b"A=%4").is_err());
         assert!(Params::decode(b"A=%ff%fe").is_err());
         assert!(Params::decode(b"A=\xff").is_err());
+    }
+
+    #[test]
+    fn refuses_nul_naming_the_parameter() {
+        for raw in [&b"FriendlyName=a%00b"[..], b"FriendlyName=a\x00b", b"Friendly%00Name=x"] {
+            let err = Params::decode(raw).err().map(|e| (e.code(), e.to_string()));
+            assert!(matches!(&err, Some((60200, m)) if m.contains("`Friendly")), "{raw:?}: {err:?}");
+        }
     }
 
     #[test]

@@ -1,11 +1,15 @@
 //! `GET /healthz`: liveness and the database's state, without auth.
-
-use std::time::Duration;
+//!
+//! 200 when the database answers a read and the last write succeeded (no write is made);
+//! 503 `unavailable` when it does not answer, and 503 `degraded` while writes fail (for
+//! example a full disk) — then each call probes the write path, so health recovers by itself
+//! once writes succeed again. `database.reason` says why whenever the state is not `ok`.
 
 use actix_web::HttpResponse;
 use serde::Serialize;
 
 use super::State;
+use crate::store::health::DatabaseState;
 
 #[derive(Serialize)]
 struct Health {
@@ -17,21 +21,24 @@ struct Health {
 #[derive(Serialize)]
 struct DatabaseHealth {
     backend: &'static str,
+    /// `ok`, `degraded` (reads work, writes fail) or `unavailable`.
     status: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    reason: Option<String>,
 }
 
 pub async fn fetch_health(state: State) -> HttpResponse {
-    let ping = tokio::time::timeout(Duration::from_secs(2), state.store.ping()).await;
-    let healthy = matches!(ping, Ok(Ok(())));
-    let body = Health {
-        status: if healthy { "ok" } else { "unavailable" },
-        version: env!("CARGO_PKG_VERSION"),
-        database: DatabaseHealth {
-            backend: state.store.backend().name(),
-            status: if healthy { "ok" } else { "unavailable" },
-        },
+    let (status, reason) = match state.store.health().await {
+        DatabaseState::Ok => ("ok", None),
+        DatabaseState::Degraded(reason) => ("degraded", Some(reason)),
+        DatabaseState::Unavailable(reason) => ("unavailable", Some(reason)),
     };
-    if healthy {
+    let body = Health {
+        status,
+        version: env!("CARGO_PKG_VERSION"),
+        database: DatabaseHealth { backend: state.store.backend().name(), status, reason },
+    };
+    if status == "ok" {
         HttpResponse::Ok().json(body)
     } else {
         HttpResponse::ServiceUnavailable().json(body)

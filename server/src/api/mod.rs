@@ -19,7 +19,10 @@ pub mod services;
 pub mod urls;
 pub mod webhooks;
 
+use actix_web::body::{EitherBody, MessageBody};
+use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::Method;
+use actix_web::middleware::Next;
 use actix_web::{web, HttpRequest};
 
 use crate::accounts::Accounts;
@@ -65,7 +68,8 @@ macro_rules! routes {
                 cfg.service(
                     web::resource($path)
                         $( .route(web::method(Method::$method).to($handler)) )+
-                        .default_service(web::to(method_not_allowed)),
+                        .default_service(web::to(method_not_allowed))
+                        .wrap(actix_web::middleware::from_fn(refuse_nul_in_path)),
                 );
             )+
         }
@@ -131,6 +135,20 @@ routes! {
         GET => emulator::list_webhook_deliveries,
         DELETE => emulator::delete_webhook_deliveries,
     },
+}
+
+/// Refuses a path segment that holds U+0000 (`%00`) with 400 naming its parameter: PostgreSQL
+/// cannot store it, so both backends refuse it, as [`form`] does for bodies and query strings.
+/// One check on every route's matched `{Name}` segments, before any extractor runs.
+async fn refuse_nul_in_path(
+    req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<EitherBody<impl MessageBody>>, actix_web::Error> {
+    if let Some((name, _)) = req.match_info().iter().find(|(_, value)| value.contains('\0')) {
+        let error = ApiError::NulCharacter(name.to_owned());
+        return Ok(req.error_response(error).map_into_right_body());
+    }
+    next.call(req).await.map(ServiceResponse::map_into_left_body)
 }
 
 async fn method_not_allowed(req: HttpRequest) -> ApiResult<actix_web::HttpResponse> {

@@ -4,7 +4,7 @@
 //! (REST-API.md §4). API key secrets are only needed for comparison, so only their SHA-256 is
 //! stored.
 
-use super::{on_pool, Store};
+use super::{bind_args, on_pool, Arg, Sql, Store};
 
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct AccountRow {
@@ -104,6 +104,18 @@ impl Store {
             .bind(sid)
             .fetch_optional(pool)
             .await
+        })
+    }
+
+    /// Deletes every API key but `keep`; returns how many were deleted.
+    pub async fn delete_api_keys_except(&self, keep: &[String]) -> Result<u64, sqlx::Error> {
+        let mut sql = Sql::new("DELETE FROM api_keys");
+        if !keep.is_empty() {
+            let marks = vec!["?"; keep.len()].join(", ");
+            sql.push(&format!(" WHERE sid NOT IN ({marks})"), keep.iter().map(|k| Arg::text(k)));
+        }
+        on_pool!(self, write, |pool| {
+            bind_args!(sqlx::query(&sql.text), &sql.args).execute(pool).await.map(|r| r.rows_affected())
         })
     }
 }

@@ -55,6 +55,13 @@ impl Store {
         })
     }
 
+    /// The sealed secret of some credential, if any exists (to check the credentials key at start).
+    pub async fn any_credential_secret(&self) -> Result<Option<String>, sqlx::Error> {
+        on_pool!(self, read, |pool| {
+            sqlx::query_scalar::<_, String>("SELECT secret FROM credentials LIMIT 1").fetch_optional(pool).await
+        })
+    }
+
     /// The credential `sid` of `account_sid`.
     pub async fn credential(&self, account_sid: &str, sid: &str) -> Result<Option<CredentialRow>, sqlx::Error> {
         let sql = format!("SELECT {COLUMNS} FROM credentials WHERE sid = $1 AND account_sid = $2");

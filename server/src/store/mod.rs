@@ -15,6 +15,7 @@ pub mod credentials;
 pub mod deliveries;
 pub mod entities;
 pub mod factors;
+pub mod health;
 pub mod outbox;
 #[cfg(test)]
 mod plans;
@@ -54,10 +55,13 @@ pub enum Db {
 #[derive(Debug, Clone)]
 pub struct Store {
     pub(crate) db: Db,
+    /// The outcome of recent writes, for `/healthz`.
+    writes: Arc<health::WriteOutcome>,
 }
 
 /// Runs `$body` with `$pool` bound to the backend's pool: `read` or `write` (SQLite keeps them
-/// apart; PostgreSQL uses one pool for both).
+/// apart; PostgreSQL uses one pool for both). A write's outcome is recorded for `/healthz`
+/// ([`health`]).
 ///
 /// `$pool` is a `&PgPool` or, on SQLite, a `&mut SqliteConnection` leased for the body (so the
 /// body uses it once, or opens a transaction on it).
@@ -77,9 +81,9 @@ macro_rules! on_pool {
             $crate::store::Db::Sqlite { write, .. } => {
                 let mut lease = write.acquire().await?;
                 let $pool = &mut *lease;
-                $body
+                $store.recorded_write(async { $body }).await
             }
-            $crate::store::Db::Postgres($pool) => $body,
+            $crate::store::Db::Postgres($pool) => $store.recorded_write(async { $body }).await,
         }
     };
 }
@@ -260,9 +264,9 @@ impl Store {
                 .connect_with(options)
                 .await
                 .context("cannot connect to PostgreSQL")?;
-            Store { db: Db::Postgres(pool) }
+            Store { db: Db::Postgres(pool), writes: Arc::default() }
         } else if url.starts_with("sqlite:") {
-            Store { db: connect_sqlite(url, max_connections).await? }
+            Store { db: connect_sqlite(url, max_connections).await?, writes: Arc::default() }
         } else {
             anyhow::bail!("unsupported database URL (expected sqlite:… or postgres://…)");
         };
@@ -322,6 +326,31 @@ impl Store {
     }
 }
 
+/// The file of a SQLite database URL; `None` for PostgreSQL and in-memory SQLite.
+pub fn sqlite_file(url: &str) -> Option<std::path::PathBuf> {
+    if !url.starts_with("sqlite:") || url.contains(":memory:") || url.contains("mode=memory") {
+        return None;
+    }
+    let options = SqliteConnectOptions::from_str(url).ok()?;
+    Some(options.get_filename().to_owned())
+}
+
+/// Creates the database file 0600 if missing and makes it and its -wal/-shm 0600 if they exist
+/// (SQLite gives the -wal and -shm it creates the database file's mode). They hold auth tokens
+/// and encrypted credentials (SECURITY.md).
+#[cfg(unix)]
+fn make_private(file: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+    std::fs::OpenOptions::new().append(true).create(true).mode(0o600).open(file)?;
+    for suffix in ["", "-wal", "-shm"] {
+        let path = std::path::PathBuf::from(format!("{}{suffix}", file.display()));
+        if path.exists() {
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))?;
+        }
+    }
+    Ok(())
+}
+
 /// How often the WAL is checkpointed (see [`sqlite::checkpoint_every`]).
 const CHECKPOINT_EVERY: Duration = Duration::from_millis(50);
 
@@ -342,12 +371,18 @@ async fn connect_sqlite(url: &str, max_connections: u32) -> anyhow::Result<Db> {
             checkpoints: None,
         });
     }
-    if let Some(parent) = Path::new(options.get_filename()).parent() {
+    let file = Path::new(options.get_filename());
+    if let Some(parent) = file.parent() {
         if !parent.as_os_str().is_empty() {
-            std::fs::create_dir_all(parent)
-                .with_context(|| format!("cannot create the folder {}", parent.display()))?;
+            let mut folder = std::fs::DirBuilder::new();
+            folder.recursive(true);
+            #[cfg(unix)]
+            std::os::unix::fs::DirBuilderExt::mode(&mut folder, 0o700);
+            folder.create(parent).with_context(|| format!("cannot create the folder {}", parent.display()))?;
         }
     }
+    #[cfg(unix)]
+    make_private(file).with_context(|| format!("cannot make {} private", file.display()))?;
     // One writer, so that writes never wait on SQLite's lock; readers never wait for it (WAL).
     let options = options.journal_mode(SqliteJournalMode::Wal).synchronous(SqliteSynchronous::Normal);
     let opened = || format!("cannot open the SQLite database {url}");

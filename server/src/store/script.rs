@@ -211,23 +211,26 @@ impl Store {
     /// returned, in order.
     pub(crate) async fn run_script(&self, script: Script) -> Result<Vec<i64>, sqlx::Error> {
         match &self.db {
-            Db::Sqlite { scripts, .. } => scripts.run(script).await,
+            Db::Sqlite { scripts, .. } => self.recorded_write(scripts.run(script)).await,
             Db::Postgres(pool) => {
-                let mut tx = pool.begin().await?;
-                let mut returned = Vec::new();
-                let mut previous_returned = true;
-                for s in &script.statements {
-                    if s.guarded && !previous_returned {
-                        continue;
+                self.recorded_write(async {
+                    let mut tx = pool.begin().await?;
+                    let mut returned = Vec::new();
+                    let mut previous_returned = true;
+                    for s in &script.statements {
+                        if s.guarded && !previous_returned {
+                            continue;
+                        }
+                        let sql = s.sql();
+                        let rows =
+                            bind_args!(sqlx::query_scalar::<_, i64>(&sql.text), &sql.args).fetch_all(&mut *tx).await?;
+                        previous_returned = !rows.is_empty();
+                        returned.extend(rows);
                     }
-                    let sql = s.sql();
-                    let rows =
-                        bind_args!(sqlx::query_scalar::<_, i64>(&sql.text), &sql.args).fetch_all(&mut *tx).await?;
-                    previous_returned = !rows.is_empty();
-                    returned.extend(rows);
-                }
-                tx.commit().await?;
-                Ok(returned)
+                    tx.commit().await?;
+                    Ok(returned)
+                })
+                .await
             }
         }
     }

@@ -1,4 +1,5 @@
-//! Enrollment access tokens, and the server's own keys (shared by every instance).
+//! Enrollment access tokens, and the server's own keys where they are kept in the database
+//! (PostgreSQL without a key file; see `keys`).
 
 use sqlx::Connection as _;
 
@@ -50,6 +51,23 @@ impl Store {
         let sql = format!("SELECT {COLUMNS} FROM access_tokens WHERE sid = $1 AND service_id = $2");
         on_pool!(self, read, |pool| {
             sqlx::query_as::<_, AccessTokenRow>(&sql).bind(sid).bind(service_id).fetch_optional(pool).await
+        })
+    }
+
+    /// The value stored under `name`, if any.
+    pub async fn server_key(&self, name: &str) -> Result<Option<String>, sqlx::Error> {
+        on_pool!(self, read, |pool| {
+            sqlx::query_scalar::<_, String>("SELECT value FROM server_keys WHERE name = $1")
+                .bind(name)
+                .fetch_optional(pool)
+                .await
+        })
+    }
+
+    /// Deletes the key stored under `name` (it moved to the key file).
+    pub async fn delete_server_key(&self, name: &str) -> Result<(), sqlx::Error> {
+        on_pool!(self, write, |pool| {
+            sqlx::query("DELETE FROM server_keys WHERE name = $1").bind(name).execute(pool).await.map(|_| ())
         })
     }
 
