@@ -3,9 +3,10 @@
 //! same pairs in the same order. The e2e test `form_props` drives arbitrary bodies through the
 //! real HTTP server.
 //!
-//! Regression files: proptest writes a failing case's seed to `server/proptest-regressions/…`;
-//! commit that file together with the fix, so the case runs on every later test run. None is
-//! committed while no case has failed.
+//! Regression files are committed deliberately: proptest writes each failing case's seed to
+//! `server/proptest-regressions/<module path>.txt` and re-runs those seeds first on every run.
+//! Commit the file with the fix. The seeds there now are the cases that caught deliberately
+//! broken copies of the code (run once to check that each property can fail).
 
 use actix_web::ResponseError;
 use proptest::prelude::*;

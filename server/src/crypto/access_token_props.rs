@@ -2,9 +2,10 @@
 //! to the same claims; a token changed in any one byte, or sealed under another key, does not
 //! open; arbitrary text never panics and never opens.
 //!
-//! Regression files: proptest writes a failing case's seed to `server/proptest-regressions/…`;
-//! commit that file together with the fix, so the case runs on every later test run. None is
-//! committed while no case has failed.
+//! Regression files are committed deliberately: proptest writes each failing case's seed to
+//! `server/proptest-regressions/<module path>.txt` and re-runs those seeds first on every run.
+//! Commit the file with the fix. The seeds there now are the cases that caught deliberately
+//! broken copies of the code (run once to check that each property can fail).
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
