@@ -7,6 +7,7 @@ mod schema;
 
 mod access_tokens;
 mod accounts;
+mod auth_matrix;
 mod bad_input;
 mod challenges;
 mod contract;
