@@ -14,6 +14,7 @@ mod contract;
 mod device;
 mod entities;
 mod factors;
+mod form_props;
 mod helper_libs;
 mod paging;
 mod push;
