@@ -7,6 +7,7 @@
 //!   §2.2);
 //! - 404 / 20404 for another account's valid credentials on the main account's resources: they
 //!   name nothing that account can see (REST-API.md §2.4 and §7.1 decision 2, `ApiError::NotFound`);
+//! - 400 / 60200 where another account's own request names the main account's push credential;
 //! - the explicit exceptions in [`expected`], each with its reason.
 //!
 //! Afterwards the database holds exactly what it held before (every table's rows as text, the
@@ -76,6 +77,8 @@ enum Expect {
     Refused,
     /// 404 / 20404.
     Hidden,
+    /// 400 / 60200: the body names a resource of the main account that the caller cannot use.
+    Invalid,
     /// This exact 2xx: the request is the caller's own business (and changes none of the main
     /// account's rows, which the snapshot checks); a listing shows none of the main account's SIDs.
     Own(u16),
@@ -146,7 +149,10 @@ impl World {
         let owner = if item { owner } else { last };
         let changed = || vec![("FriendlyName", "Changed by the matrix".to_owned())];
         match (owner, item) {
-            ("Services", false) => vec![("FriendlyName", "Matrix".to_owned())],
+            // It names the main account's push credential: no other account may attach it.
+            ("Services", false) => {
+                vec![("FriendlyName", "Matrix".to_owned()), ("Push.FcmCredentialSid", self.credential.clone())]
+            }
             ("Entities", false) => vec![("Identity", identity())],
             ("Factors", false) => vec![
                 ("FriendlyName", "Matrix".to_owned()),
@@ -190,6 +196,9 @@ fn expected(case: Case, method: &str, template: &str) -> Expect {
     // Routes that name none of the main account's resources: the caller's own collection.
     let own_collection = !template.contains("{Sid}") && !template.contains("{ServiceSid}");
     match case {
+        Case::OtherAccount | Case::OtherAccountApiKey if method == "POST" && template == "/v2/Services" => {
+            Expect::Invalid
+        }
         Case::OtherAccount | Case::OtherAccountApiKey if own_collection => Expect::Own(match method {
             "POST" => 201,
             "DELETE" => 204,
@@ -294,6 +303,7 @@ fn check(reply: &Reply, expect: Expect, world: &World, path: &str) -> Option<Str
             (!reply.headers.contains_key("www-authenticate")).then(|| "401 without WWW-Authenticate".to_owned())
         }),
         Expect::Hidden => envelope(404, 20404),
+        Expect::Invalid => envelope(400, 60200),
         Expect::Own(status) => {
             if reply.status.as_u16() != status {
                 return Some(format!("expected {status}, got {} {}", reply.status.as_u16(), reply.body));
