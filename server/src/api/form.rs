@@ -113,6 +113,11 @@ impl Params {
             .map(Some)
             .ok_or_else(|| ApiError::invalid(name, format!("must be one of: {}", allowed.join(", "))))
     }
+
+    /// Every pair, in arrival order.
+    pub fn pairs(&self) -> &[(String, String)] {
+        &self.pairs
+    }
 }
 
 fn percent_decode(input: &[u8]) -> Result<String, ApiError> {

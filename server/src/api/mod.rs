@@ -11,6 +11,8 @@ pub mod emulator;
 pub mod entities;
 pub mod factors;
 pub mod form;
+#[cfg(test)]
+mod form_props;
 pub mod forms;
 pub mod health;
 pub mod notifications;

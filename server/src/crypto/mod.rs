@@ -2,7 +2,11 @@
 //! Everything here is pure functions over bytes; nothing logs secrets.
 
 pub mod access_token;
+#[cfg(test)]
+mod access_token_props;
 pub mod device_jwt;
+#[cfg(test)]
+mod device_jwt_props;
 pub mod device_key;
 pub mod secretbox;
 

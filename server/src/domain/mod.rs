@@ -3,3 +3,6 @@
 pub mod dates;
 pub mod rules;
 pub mod sid;
+
+#[cfg(test)]
+mod sid_props;
