@@ -147,9 +147,19 @@ async fn group_commit(write: Arc<Connections>, mut queue: mpsc::UnboundedReceive
 async fn run_group(write: &Arc<Connections>, jobs: &[Job]) -> Vec<Result<Vec<i64>, sqlx::Error>> {
     let mut lease = match write.acquire().await {
         Ok(lease) => lease,
+        // Every waiting script gets the writer's own error (a timeout or a closed store is
+        // unavailability, 503), not a made-up one.
         Err(e) => {
-            let reason = e.to_string();
-            return jobs.iter().map(|_| Err(sqlx::Error::Protocol(reason.clone()))).collect();
+            return jobs
+                .iter()
+                .map(|_| {
+                    Err(match e {
+                        sqlx::Error::PoolTimedOut => sqlx::Error::PoolTimedOut,
+                        sqlx::Error::PoolClosed => sqlx::Error::PoolClosed,
+                        ref other => sqlx::Error::Protocol(other.to_string()),
+                    })
+                })
+                .collect();
         }
     };
     if let [job] = jobs {
@@ -369,5 +379,15 @@ mod tests {
             }
         }
         assert_eq!(values(&store).await.len(), 10);
+    }
+
+    #[tokio::test]
+    async fn a_writer_that_cannot_be_had_is_unavailability_not_a_bug() {
+        let store = store().await;
+        let Db::Sqlite { write, .. } = &store.db else { unreachable!() };
+        write.close().await;
+        let err = store.run_script(Script::new().then("INSERT INTO t (v) VALUES (?)", [Arg::text("x")])).await;
+        let Err(err) = err else { panic!("a closed writer cannot write") };
+        assert!(super::super::health::unavailable_reason(&err).is_some(), "503, not 500: {err:?}");
     }
 }
