@@ -83,8 +83,12 @@ impl Application {
                     let started = Instant::now();
                     let method = req.method().clone();
                     let path = req.path().to_owned();
-                    srv.call(req).map(move |res| {
-                        if let Ok(res) = &res {
+                    srv.call(req).map(move |mut res| {
+                        if let Ok(res) = &mut res {
+                            // Header names as the SDKs look them up (`Date`,
+                            // `Twilio-Verify-Signature-Fields`): docs/ARCHITECTURE.md, Decisions.
+                            // Only HTTP/1 writes this flag; HTTP/2 names stay lowercase.
+                            res.response_mut().head_mut().set_camel_case_headers(true);
                             tracing::debug!(%method, %path, status = res.status().as_u16(), micros = started.elapsed().as_micros() as u64, "request");
                         }
                         res

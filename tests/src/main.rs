@@ -13,6 +13,7 @@ mod contract;
 mod device;
 mod entities;
 mod factors;
+mod headers;
 mod helper_libs;
 mod paging;
 mod push;
