@@ -122,14 +122,16 @@ async fn every_header_name_goes_out_in_canonical_case(app: TestApp) {
     assert_canonical("204 delete", &lines, &["Date"]);
 }
 
-/// HTTPS is HTTP/1.1 (the server is built without HTTP/2; a client offering `h2` first still
-/// gets `http/1.1`) and carries the same names.
-#[tokio::test]
-async fn https_answers_http1_with_canonical_header_names() {
+/// An HTTPS server with a self-signed CA in a folder of its own.
+async fn https_app() -> (TestApp, std::path::PathBuf) {
     let dir = std::env::temp_dir()
         .join(format!("verify-push-e2e-tls-{}", verify_push_server::domain::sid::random_hex::<6>()));
     let tls_dir = dir.clone();
-    let app = spawn_app_with(Sqlite, move |args| args.tls_self_signed = Some(tls_dir)).await;
+    (spawn_app_with(Sqlite, move |args| args.tls_self_signed = Some(tls_dir)).await, dir)
+}
+
+/// A TLS client trusting the CA in `dir`, offering `alpn`.
+fn connector(dir: &std::path::Path, alpn: &[&[u8]]) -> tokio_rustls::TlsConnector {
     let ca = std::fs::read(dir.join("ca.pem")).unwrap();
     let mut roots = rustls::RootCertStore::empty();
     for cert in rustls::pki_types::CertificateDer::pem_slice_iter(&ca) {
@@ -141,14 +143,47 @@ async fn https_answers_http1_with_canonical_header_names() {
         .unwrap()
         .with_root_certificates(roots)
         .with_no_client_auth();
-    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
-    let tcp = tokio::net::TcpStream::connect(app.url.trim_start_matches("http://")).await.unwrap();
-    let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
-    let tls = tokio_rustls::TlsConnector::from(Arc::new(config)).connect(name, tcp).await.unwrap();
+    config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
+    tokio_rustls::TlsConnector::from(Arc::new(config))
+}
+
+async fn tls_connect(
+    app: &TestApp,
+    connector: &tokio_rustls::TlsConnector,
+) -> std::io::Result<tokio_rustls::client::TlsStream<tokio::net::TcpStream>> {
+    let tcp = tokio::net::TcpStream::connect(app.url.trim_start_matches("http://")).await?;
+    connector.connect(rustls::pki_types::ServerName::try_from("localhost").unwrap(), tcp).await
+}
+
+/// HTTPS is HTTP/1.1 (the server is built without HTTP/2; a client offering `h2` first still
+/// gets `http/1.1`) and carries the same names.
+#[tokio::test]
+async fn https_answers_http1_with_canonical_header_names() {
+    let (app, dir) = https_app().await;
+    let tls = tls_connect(&app, &connector(&dir, &[b"h2", b"http/1.1"])).await.unwrap();
     assert_eq!(tls.get_ref().1.alpn_protocol(), Some(&b"http/1.1"[..]), "HTTP/1.1 is negotiated");
     let account = (app.account.user.as_str(), app.account.password.as_str());
     let (status, lines) = exchange(tls, "GET", "/v2/Services", Some(account), "").await;
     assert_eq!(status, 200);
     assert_canonical("HTTPS 200 list", &lines, &["Content-Type", "Content-Length", "Date"]);
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+/// A client that speaks only HTTP/2 is refused in the TLS handshake (no common protocol), and
+/// the server goes on serving: it must not select `h2`, which it cannot serve.
+#[tokio::test]
+async fn an_h2_only_tls_client_is_refused_in_the_handshake() {
+    let (app, dir) = https_app().await;
+    let h2_only = connector(&dir, &[b"h2"]);
+    for _ in 0..3 {
+        let refused = tls_connect(&app, &h2_only).await;
+        let error = refused.err().map(|e| e.to_string()).unwrap_or_default();
+        assert!(error.contains("NoApplicationProtocol"), "refused for want of a protocol: {error:?}");
+    }
+    let http1 = connector(&dir, &[b"http/1.1"]);
+    let account = (app.account.user.as_str(), app.account.password.as_str());
+    let (status, _) =
+        exchange(tls_connect(&app, &http1).await.unwrap(), "GET", "/v2/Services", Some(account), "").await;
+    assert_eq!(status, 200, "still serving");
     let _ = std::fs::remove_dir_all(dir);
 }
