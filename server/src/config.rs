@@ -157,6 +157,12 @@ pub struct ServeArgs {
     /// HTTP worker threads (default: one per core).
     #[arg(long, env = "VERIFY_PUSH_WORKERS")]
     pub workers: Option<usize>,
+    /// Seconds a graceful shutdown (SIGTERM or SIGINT) keeps serving: every answer then closes
+    /// its connection, and idle connections end at their keep-alive timeout. After that, or when
+    /// no connection is left, idle connections are closed and requests still running get this
+    /// long again. A second signal stops at once.
+    #[arg(long, env = "VERIFY_PUSH_SHUTDOWN_TIMEOUT", default_value_t = 30)]
+    pub shutdown_timeout: u64,
 }
 
 impl ServeArgs {
@@ -236,6 +242,7 @@ impl ServeArgs {
             webhook_concurrency: 16,
             webhook_poll_ms: 1000,
             workers: None,
+            shutdown_timeout: 30,
         }
     }
 }

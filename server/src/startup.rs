@@ -3,10 +3,12 @@
 //! tests run real servers side by side.
 
 use std::net::TcpListener;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use actix_web::dev::{Server, Service as _};
+use actix_web::dev::{Server, ServerHandle, Service as _};
+use actix_web::http::ConnectionType;
 use actix_web::{web, App, HttpServer};
 use anyhow::Context;
 use futures_util::FutureExt;
@@ -30,6 +32,8 @@ pub struct Application {
     sweeper: tokio::task::JoinHandle<()>,
     pusher: tokio::task::JoinHandle<()>,
     webhook_worker: tokio::task::JoinHandle<()>,
+    drain: Arc<Drain>,
+    shutdown_timeout: Duration,
     /// The account generated on first start, if this start made one.
     pub generated_account: Option<GeneratedAccount>,
     /// The local CA of `--tls-self-signed`, if used.
@@ -68,17 +72,28 @@ impl Application {
         });
 
         let app_state = state.clone();
+        let drain = Arc::new(Drain::default());
+        let (app_drain, connection_drain) = (drain.clone(), drain.clone());
         let server = HttpServer::new(move || {
+            let drain = app_drain.clone();
             App::new()
                 .app_data(app_state.clone())
                 .app_data(web::PathConfig::default().error_handler(|_, req| ApiError::NotFound(req.path().to_owned()).into()))
                 .app_data(web::QueryConfig::default().error_handler(|e, _| ApiError::MalformedBody(e.to_string()).into()))
-                .wrap_fn(|req, srv| {
+                .wrap_fn(move |req, srv| {
+                    let drain = drain.clone();
                     let started = Instant::now();
                     let method = req.method().clone();
                     let path = req.path().to_owned();
-                    srv.call(req).map(move |res| {
-                        if let Ok(res) = &res {
+                    srv.call(req).map(move |mut res| {
+                        if let Ok(res) = &mut res {
+                            // Header names as the SDKs look them up (`Date`,
+                            // `Twilio-Verify-Signature-Fields`): docs/ARCHITECTURE.md, Decisions.
+                            // Only HTTP/1 writes this flag; HTTP/2 names stay lowercase.
+                            res.response_mut().head_mut().set_camel_case_headers(true);
+                            if drain.draining.load(Ordering::Relaxed) {
+                                res.response_mut().head_mut().set_connection_type(ConnectionType::Close);
+                            }
                             tracing::debug!(%method, %path, status = res.status().as_u16(), micros = started.elapsed().as_micros() as u64, "request");
                         }
                         res
@@ -87,7 +102,13 @@ impl Application {
                 .configure(api::configure)
                 .default_service(web::to(api::not_found))
         })
-        .workers(args.workers.unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get())));
+        .on_connect(move |_, extensions| {
+            connection_drain.connections.fetch_add(1, Ordering::Relaxed);
+            extensions.insert(OpenConnection(connection_drain.clone()));
+        })
+        .workers(args.workers.unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get())))
+        .disable_signals()
+        .shutdown_timeout(args.shutdown_timeout);
         let (server, self_signed) = match tls {
             Some((config, info)) => (server.listen_rustls_0_23(listener, config)?.run(), info),
             None => (server.listen(listener)?.run(), None),
@@ -111,6 +132,8 @@ impl Application {
             sweeper,
             pusher,
             webhook_worker,
+            drain,
+            shutdown_timeout: Duration::from_secs(args.shutdown_timeout),
             generated_account,
             self_signed,
         })
@@ -134,16 +157,92 @@ impl Application {
         self.server.handle()
     }
 
-    /// Serves until the server is stopped (SIGINT/SIGTERM or a handle), then stops the
-    /// workers and closes the database.
+    /// Serves until the server is stopped (SIGTERM/SIGINT, see [`drain_on_signal`], or a
+    /// handle), then stops the workers and closes the database.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        let signals = tokio::spawn(drain_on_signal(self.server.handle(), self.drain.clone(), self.shutdown_timeout));
         let result = self.server.await;
+        signals.abort();
         self.sweeper.abort();
         self.pusher.abort();
         self.webhook_worker.abort();
         self.state.store.close().await;
         tracing::info!("verify-push-server stopped");
         result
+    }
+}
+
+/// Graceful-shutdown state, shared by the signal task, the app's wrap and every connection.
+#[derive(Default)]
+struct Drain {
+    /// Set at the first SIGTERM/SIGINT: each answer then closes its connection.
+    draining: AtomicBool,
+    /// Open HTTP connections.
+    connections: AtomicUsize,
+}
+
+/// Held in a connection's extensions: counts it open until it ends.
+struct OpenConnection(Arc<Drain>);
+
+impl Drop for OpenConnection {
+    fn drop(&mut self) {
+        self.0.connections.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// Graceful shutdown. actix-web's own (disabled here) closes every idle keep-alive connection
+/// the moment the signal arrives and drops any request not yet fully read, so a request in
+/// transit at that moment gets no answer. Instead, at the first SIGTERM/SIGINT the server
+/// keeps serving with `Connection: close` on every answer, until no connection is left (idle
+/// ones end at their keep-alive timeout) or `timeout` has passed; only then does actix's
+/// graceful stop close what is idle and give requests still running `timeout` again. A
+/// second signal stops at once.
+async fn drain_on_signal(handle: ServerHandle, drain: Arc<Drain>, timeout: Duration) {
+    let Ok(mut signals) = Signals::new() else {
+        tracing::error!("cannot listen for SIGTERM/SIGINT; stop the server with SIGKILL");
+        return;
+    };
+    signals.recv().await;
+    drain.draining.store(true, Ordering::Relaxed);
+    let open = drain.connections.load(Ordering::Relaxed);
+    tracing::info!(open, timeout = timeout.as_secs(), "shutting down: answering open connections, then closing them");
+    let deadline = tokio::time::Instant::now() + timeout;
+    while drain.connections.load(Ordering::Relaxed) > 0 && tokio::time::Instant::now() < deadline {
+        tokio::select! {
+            () = signals.recv() => return handle.stop(false).await,
+            () = tokio::time::sleep(Duration::from_millis(20)) => {}
+        }
+    }
+    handle.stop(true).await;
+}
+
+/// SIGTERM and SIGINT (Ctrl-C elsewhere than Unix).
+struct Signals {
+    #[cfg(unix)]
+    term: tokio::signal::unix::Signal,
+    #[cfg(unix)]
+    int: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    fn new() -> std::io::Result<Signals> {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{signal, SignalKind};
+            Ok(Signals { term: signal(SignalKind::terminate())?, int: signal(SignalKind::interrupt())? })
+        }
+        #[cfg(not(unix))]
+        Ok(Signals {})
+    }
+
+    async fn recv(&mut self) {
+        #[cfg(unix)]
+        tokio::select! {
+            _ = self.term.recv() => {}
+            _ = self.int.recv() => {}
+        }
+        #[cfg(not(unix))]
+        let _ = tokio::signal::ctrl_c().await;
     }
 }
 

@@ -51,13 +51,14 @@ pub fn server_config(source: &TlsSource) -> anyhow::Result<(rustls::ServerConfig
         }
     };
     let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let mut config = rustls::ServerConfig::builder_with_provider(provider)
+    let config = rustls::ServerConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
         .context("TLS protocol versions")?
         .with_no_client_auth()
         .with_single_cert(chain, key)
         .context("the TLS certificate and key do not match or are unsupported")?;
-    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    // ALPN is left to actix-http, which offers `http/1.1` alone: it is built without HTTP/2, and
+    // a connection that negotiated `h2` would panic its worker (docs/ARCHITECTURE.md).
     Ok((config, info))
 }
 

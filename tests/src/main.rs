@@ -16,6 +16,7 @@ mod entities;
 mod factors;
 mod faults;
 mod form_props;
+mod headers;
 mod helper_libs;
 mod paging;
 mod push;

@@ -1,8 +1,10 @@
 //! Twilio's Verify v2 list envelope: the `meta` object and `PageToken` paging.
 //!
 //! `PageToken` is an opaque keyset cursor (the id of the row a page starts after or ends
-//! before), so every page costs the same however deep it is. `Page` is "simply for client
-//! state" (spec): it is echoed and counted, never used to skip rows.
+//! before), so every page costs the same however deep it is. It also carries the number of the
+//! page it leads to: the SDKs page with `PageToken` alone (docs/ARCHITECTURE.md, "Keyset
+//! paging"), so `meta.page` and the previous page's URL come from the token. `Page` is "simply
+//! for client state" (spec): validated, never used to skip rows or to number a page.
 
 use actix_web::HttpResponse;
 use serde::Serialize;
@@ -20,6 +22,7 @@ pub const MAX_PAGE_SIZE: i64 = 1000;
 #[derive(Debug, Clone)]
 pub struct PageRequest {
     pub size: i64,
+    /// The page's number: the token's, 0 without a token.
     pub page: i64,
     pub token: Option<String>,
     pub window: Window,
@@ -35,16 +38,14 @@ impl PageRequest {
                 _ => return Err(ApiError::InvalidPageSize),
             },
         };
-        let page = match q.get("Page") {
-            None => 0,
-            Some(v) => match v.trim().parse::<i64>() {
-                Ok(n) if n >= 0 => n,
-                _ => return Err(ApiError::invalid("Page", "must be an integer of at least 0")),
-            },
-        };
+        if let Some(v) = q.get("Page") {
+            if !v.trim().parse::<i64>().is_ok_and(|n| n >= 0) {
+                return Err(ApiError::invalid("Page", "must be an integer of at least 0"));
+            }
+        }
         let token = q.get("PageToken").or_else(|| q.get("pageToken")).filter(|t| !t.is_empty());
-        let cursor = match token {
-            None => Cursor::Start,
+        let (cursor, page) = match token {
+            None => (Cursor::Start, 0),
             Some(t) => decode_token(t).ok_or(ApiError::InvalidPageToken)?,
         };
         Ok(PageRequest {
@@ -56,22 +57,31 @@ impl PageRequest {
     }
 }
 
-fn encode_token(cursor: Cursor) -> String {
+/// `PT` + base64url of `a<id>.<page>` (the page after row `id`) or `b<id>.<page>` (the page
+/// before it), `<page>` being the number of the page the token leads to.
+fn encode_token(cursor: Cursor, page: i64) -> String {
     let text = match cursor {
-        Cursor::After(id) => format!("a{id}"),
-        Cursor::Before(id) => format!("b{id}"),
+        Cursor::After(id) => format!("a{id}.{page}"),
+        Cursor::Before(id) => format!("b{id}.{page}"),
         Cursor::Start => String::new(),
     };
     format!("PT{}", b64url(text.as_bytes()))
 }
 
-fn decode_token(token: &str) -> Option<Cursor> {
+/// The cursor and page number of a token this server issued; `None` for anything else. A page
+/// after a row is never the first page.
+fn decode_token(token: &str) -> Option<(Cursor, i64)> {
     let raw = b64url_decode(token.strip_prefix("PT")?)?;
     let text = std::str::from_utf8(&raw).ok()?;
-    let id = text.get(1..)?.parse::<i64>().ok().filter(|id| *id >= 0)?;
+    let (id, page) = text.get(1..)?.split_once('.')?;
+    let digits = |s: &str| s.bytes().all(|b| b.is_ascii_digit());
+    if !digits(id) || !digits(page) {
+        return None;
+    }
+    let (id, page) = (id.parse::<i64>().ok()?, i64::from(page.parse::<u32>().ok()?));
     match text.as_bytes().first()? {
-        b'a' => Some(Cursor::After(id)),
-        b'b' => Some(Cursor::Before(id)),
+        b'a' if page > 0 => Some((Cursor::After(id), page)),
+        b'b' => Some((Cursor::Before(id), page)),
         _ => None,
     }
 }
@@ -114,12 +124,16 @@ pub fn list_response<R, T: Serialize>(
         url
     };
     let next = match page.rows.last() {
-        Some(last) if page.has_next => Some(url_for(request.page + 1, Some(&encode_token(Cursor::After(id(last)))))),
+        Some(last) if page.has_next => {
+            let number = request.page + 1;
+            Some(url_for(number, Some(&encode_token(Cursor::After(id(last)), number))))
+        }
         _ => None,
     };
     let previous = match page.rows.first() {
         Some(first) if page.has_previous && request.page > 0 => {
-            Some(url_for(request.page - 1, Some(&encode_token(Cursor::Before(id(first))))))
+            let number = request.page - 1;
+            Some(url_for(number, Some(&encode_token(Cursor::Before(id(first)), number))))
         }
         _ => None,
     };
@@ -158,11 +172,15 @@ mod tests {
 
     #[test]
     fn tokens_round_trip_and_garbage_is_refused() {
-        for cursor in [Cursor::After(42), Cursor::Before(7)] {
-            assert_eq!(decode_token(&encode_token(cursor)), Some(cursor));
+        for (cursor, page) in [(Cursor::After(42), 1), (Cursor::Before(7), 0), (Cursor::After(i64::MAX), 9)] {
+            assert_eq!(decode_token(&encode_token(cursor, page)), Some((cursor, page)));
         }
+        let token = |text: &str| format!("PT{}", b64url(text.as_bytes()));
         for bad in ["", "PT", "xyz", "PTbm9wZQ", "PT!!", "PTYS0x"] {
             assert_eq!(decode_token(bad), None, "{bad}");
+        }
+        for bad in ["a42", "a42.0", "a42.", "a.1", "a-1.2", "a1.-2", "a1.+2", "b1.2.3", "c1.2", "a1.99999999999"] {
+            assert_eq!(decode_token(&token(bad)), None, "{bad}");
         }
     }
 
@@ -175,7 +193,10 @@ mod tests {
         assert!(PageRequest::from_query(&q("Page=-1"), false).is_err());
         assert!(matches!(PageRequest::from_query(&q("PageToken=nope"), false), Err(ApiError::InvalidPageToken)));
         let ok = PageRequest::from_query(&q("PageSize=1000&Page=3"), true);
-        assert!(matches!(ok, Ok(PageRequest { size: 1000, page: 3, .. })));
+        assert!(matches!(ok, Ok(PageRequest { size: 1000, page: 0, .. })), "no token: the first page");
+        let token = encode_token(Cursor::After(5), 2);
+        let ok = PageRequest::from_query(&q(&format!("Page=7&PageToken={token}")), true);
+        assert!(matches!(ok, Ok(PageRequest { page: 2, .. })), "the token numbers the page");
     }
 
     #[test]

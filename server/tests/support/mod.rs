@@ -105,7 +105,7 @@ pub fn free_port() -> u16 {
 
 /// A running server process; killed (SIGKILL) when dropped.
 pub struct Server {
-    child: Child,
+    pub child: Child,
     pub url: String,
 }
 
