@@ -9,6 +9,7 @@ mod access_tokens;
 mod accounts;
 mod bad_input;
 mod challenges;
+mod concurrency;
 mod contract;
 mod device;
 mod entities;
