@@ -149,7 +149,7 @@ impl Store {
         max: i64,
     ) -> Result<bool, sqlx::Error> {
         let script = Script::new()
-            .then("UPDATE challenges SET id = id WHERE id = ?", [Arg::Int(n.challenge_id)])
+            .then("UPDATE challenges SET date_updated = date_updated WHERE id = ?", [Arg::Int(n.challenge_id)])
             .then(
                 "INSERT INTO notifications (sid, challenge_id, account_sid, service_sid, entity_sid, identity, \
                  challenge_sid, priority, ttl, date_created) SELECT ?, ?, ?, ?, ?, ?, ?, ?, ?, ? \
