@@ -29,6 +29,7 @@ on_both_backends!(
     one_identity_makes_one_entity,
     entity_creations_are_limited_per_account_per_second,
     factor_creations_are_limited_per_entity_per_day,
+    simultaneous_updates_of_a_service_and_a_webhook_all_land,
 );
 on_both_backends!(with unlimited; rate_limits_off_lets_bursts_through);
 
@@ -58,7 +59,7 @@ async fn at_once<F: Future<Output = Reply>>(app: &TestApp, requests: impl IntoIt
 }
 
 /// `app.post` owning its arguments, so that many can be built in a loop and run at once.
-async fn post(app: &TestApp, path: String, form: Vec<(&'static str, String)>) -> Reply {
+async fn post(app: &TestApp, path: String, form: Vec<(&str, String)>) -> Reply {
     let form: Vec<(&str, &str)> = form.iter().map(|(k, v)| (*k, v.as_str())).collect();
     app.post(&path, &form).await
 }
@@ -250,6 +251,53 @@ async fn one_identity_makes_one_entity(app: TestApp) {
     let replies = at_once(&app, (0..10).map(|_| post(&app, path.clone(), vec![("Identity", user.clone())]))).await;
     assert_eq!(tally(&replies), counts(&[((201, None), 1), ((409, Some(60301)), 9)]));
     assert_eq!(listed(&app, &path, "entities").await, 1);
+}
+
+/// Updates at once, each of another field, and every one lands (none overwrites another with
+/// the row it read).
+async fn simultaneous_updates_of_a_service_and_a_webhook_all_land(app: TestApp) {
+    for round in 0..5_u8 {
+        let service = app.service().await;
+        let path = format!("/v2/Services/{service}");
+        let name = format!("Renamed {round}");
+        let issuer = format!("Issuer {round}");
+        let updates: [(&str, &str); 6] = [
+            ("FriendlyName", &name),
+            ("Push.IncludeDate", "true"),
+            ("Totp.Issuer", &issuer),
+            ("Totp.TimeStep", "45"),
+            ("Totp.CodeLength", "8"),
+            ("Totp.Skew", "2"),
+        ];
+        let replies =
+            at_once(&app, updates.iter().map(|(k, v)| post(&app, path.clone(), vec![(*k, (*v).to_owned())]))).await;
+        assert_eq!(tally(&replies), counts(&[((200, None), 6)]));
+        let body = app.get(&path).await.assert_status(200).clone();
+        assert_eq!(body["friendly_name"], name.as_str());
+        assert_eq!(body["push"]["include_date"], true);
+        assert_eq!(body["totp"], serde_json::json!({"issuer": issuer, "time_step": 45, "code_length": 8, "skew": 2}));
+
+        let hook = format!("/v2/Services/{service}/Webhooks");
+        let form = [("FriendlyName", "h"), ("EventTypes", "*"), ("WebhookUrl", "http://127.0.0.1:9/a")];
+        let sid = app.post(&hook, &form).await.assert_status(201)["sid"].as_str().unwrap().to_owned();
+        let path = format!("{hook}/{sid}");
+        let updates: [(&str, &str); 5] = [
+            ("FriendlyName", &name),
+            ("EventTypes", "factor.verified"),
+            ("WebhookUrl", "http://127.0.0.1:9/b"),
+            ("Status", "disabled"),
+            ("Version", "v1"),
+        ];
+        let replies =
+            at_once(&app, updates.iter().map(|(k, v)| post(&app, path.clone(), vec![(*k, (*v).to_owned())]))).await;
+        assert_eq!(tally(&replies), counts(&[((200, None), 5)]));
+        let body = app.get(&path).await.assert_status(200).clone();
+        assert_eq!(body["friendly_name"], name.as_str());
+        assert_eq!(body["event_types"], serde_json::json!(["factor.verified"]));
+        assert_eq!(body["webhook_url"], "http://127.0.0.1:9/b");
+        assert_eq!(body["status"], "disabled");
+        assert_eq!(body["version"], "v1");
+    }
 }
 
 async fn entity_creations_are_limited_per_account_per_second(app: TestApp) {
