@@ -313,7 +313,9 @@ async fn entity_creations_are_limited_per_account_per_second(app: TestApp) {
     assert_eq!(stored, 40);
     // A Factor for a new identity creates an Entity: refused within the same second; a Factor
     // of an existing Entity creates none, so it is not.
-    create_factor(&app, &first, &identity()).await.assert_error(429, 60328);
+    let refused = identity();
+    create_factor(&app, &first, &refused).await.assert_error(429, 60328);
+    app.get(&format!("/v2/Services/{first}/Entities/{refused}")).await.assert_error(404, 20404);
     let existing = app.get(&format!("/v2/Services/{first}/Entities?PageSize=1")).await.body["entities"][0]["identity"]
         .as_str()
         .unwrap()
