@@ -49,6 +49,13 @@ pub struct HealthcheckArgs {
     pub bind: String,
 }
 
+/// Whether Twilio's documented rate limits are enforced.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum RateLimits {
+    On,
+    Off,
+}
+
 #[derive(Args, Clone)]
 pub struct ServeArgs {
     /// Address to listen on (`HOST:PORT`; port 0 picks a free port).
@@ -95,6 +102,11 @@ pub struct ServeArgs {
     /// with 401 (the SDKs then re-sync from the `Date` header and retry once).
     #[arg(long, env = "VERIFY_PUSH_DEVICE_CLOCK_SKEW", default_value_t = 60)]
     pub device_clock_skew: i64,
+    /// Twilio's rate limits (README, "Rate limits"): `on` refuses a Factor creation beyond 100 per
+    /// Entity per day (429 / 60326) and an Entity creation beyond 40 per account per second
+    /// (429 / 60328); `off` lets load tests through.
+    #[arg(long, env = "VERIFY_PUSH_RATE_LIMITS", value_enum, default_value_t = RateLimits::On)]
+    pub rate_limits: RateLimits,
     /// Serve HTTPS with this PEM certificate chain (with --tls-key).
     #[arg(long, env = "VERIFY_PUSH_TLS_CERT", requires = "tls_key", conflicts_with = "tls_self_signed")]
     pub tls_cert: Option<PathBuf>,
@@ -223,6 +235,7 @@ impl ServeArgs {
             sweep_interval: 10,
             unverified_factor_ttl: 86_400,
             device_clock_skew: 60,
+            rate_limits: RateLimits::On,
             tls_cert: None,
             tls_key: None,
             tls_self_signed: None,

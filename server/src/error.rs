@@ -79,6 +79,12 @@ pub enum ApiError {
     /// 429 / 60309: the Challenge already has the most Notifications allowed.
     #[error("Push notifications limit reached for a Challenge: at most {0}")]
     NotificationLimit(i64),
+    /// 429 / 60326: more than 100 Factor creations for one Entity in a day.
+    #[error("Too many requests to create factors for the entity")]
+    FactorRateLimit,
+    /// 429 / 60328: more than 40 Entity creations (Factor creations included) per account per second.
+    #[error("Entities rate limit exceeded")]
+    EntityRateLimit,
     /// 400 / 60373: `PageSize` out of 1..=1000 or not a number.
     #[error("Invalid page size: PageSize must be an integer between 1 and 1000")]
     InvalidPageSize,
@@ -123,6 +129,8 @@ impl ApiError {
             ApiError::ChallengeVerificationFailed => 60324,
             ApiError::NotificationPlatformNone => 60307,
             ApiError::NotificationLimit(_) => 60309,
+            ApiError::FactorRateLimit => 60326,
+            ApiError::EntityRateLimit => 60328,
             ApiError::InvalidPageSize => 60373,
             ApiError::InvalidPageToken => 60374,
             ApiError::Internal(_) => 20500,
@@ -154,7 +162,9 @@ impl ResponseError for ApiError {
             | ApiError::ChallengeResponded
             | ApiError::ChallengeExpired
             | ApiError::ChallengeVerificationFailed => StatusCode::FORBIDDEN,
-            ApiError::NotificationLimit(_) => StatusCode::TOO_MANY_REQUESTS,
+            ApiError::NotificationLimit(_) | ApiError::FactorRateLimit | ApiError::EntityRateLimit => {
+                StatusCode::TOO_MANY_REQUESTS
+            }
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             _ => StatusCode::BAD_REQUEST,

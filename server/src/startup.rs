@@ -64,6 +64,7 @@ impl Application {
             token_key,
             urls: Urls::new(&public_url),
             device_clock_skew: args.device_clock_skew.max(0),
+            rate_limits: args.rate_limits,
             secrets: secrets.clone(),
             push: push.clone(),
             push_wake: push_wake.clone(),

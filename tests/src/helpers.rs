@@ -21,6 +21,21 @@ pub const POSTGRES_DEFAULT: &str = "postgres://postgres@127.0.0.1:5432/test";
 /// Declares async test fns that run once on each backend: `fn x(app: TestApp)` becomes tests
 /// `x::sqlite` and `x::postgres`.
 macro_rules! on_both_backends {
+    // `on_both_backends!(with tweak; x, …)`: each server's settings adjusted by `fn tweak(&mut ServeArgs)`.
+    (with $tweak:ident; $($name:ident),+ $(,)?) => {
+        $(
+            mod $name {
+                #[tokio::test]
+                async fn sqlite() {
+                    super::$name($crate::helpers::spawn_app_with($crate::helpers::Sqlite, super::$tweak).await).await;
+                }
+                #[tokio::test]
+                async fn postgres() {
+                    super::$name($crate::helpers::spawn_app_with($crate::helpers::Postgres, super::$tweak).await).await;
+                }
+            }
+        )+
+    };
     ($($name:ident),+ $(,)?) => {
         $(
             mod $name {
@@ -261,21 +276,9 @@ impl TestApp {
         platform: &str,
         token: &str,
     ) -> (String, SigningKey) {
-        let key = SigningKey::from_slice(&verify_push_server::domain::sid::random_bytes::<32>())
-            .unwrap_or_else(|_| SigningKey::from_slice(&[7; 32]).expect("key"));
+        let key = device_key();
         let public = spki_base64(&key);
-        let mut form = vec![
-            ("FriendlyName", "Pixel 8"),
-            ("FactorType", "push"),
-            ("Binding.Alg", "ES256"),
-            ("Binding.PublicKey", public.as_str()),
-            ("Config.SdkVersion", "0.9.0"),
-            ("Config.AppId", "com.example.app"),
-            ("Config.NotificationPlatform", platform),
-        ];
-        if !token.is_empty() {
-            form.push(("Config.NotificationToken", token));
-        }
+        let form = factor_form(&public, platform, token);
         let reply = self.post(&format!("/v2/Services/{service}/Entities/{identity}/Factors"), &form).await;
         let sid = reply.assert_status(201)["sid"].as_str().expect("sid").to_owned();
         (sid, key)
@@ -295,8 +298,7 @@ impl TestApp {
         token: &str,
     ) -> (String, SigningKey) {
         let (sid, key) = self.unverified_factor_on(service, identity, platform, token).await;
-        let signature: DerSignature = key.sign(sid.as_bytes());
-        let payload = base64::engine::general_purpose::STANDARD.encode(signature.as_bytes());
+        let payload = verification_payload(&key, &sid);
         let reply = self
             .post(&format!("/v2/Services/{service}/Entities/{identity}/Factors/{sid}"), &[("AuthPayload", &payload)])
             .await;
@@ -314,6 +316,35 @@ impl TestApp {
             .await;
         reply.assert_status(201).clone()
     }
+}
+
+/// A fresh device key.
+pub fn device_key() -> SigningKey {
+    SigningKey::from_slice(&verify_push_server::domain::sid::random_bytes::<32>())
+        .unwrap_or_else(|_| SigningKey::from_slice(&[7; 32]).expect("key"))
+}
+
+/// The body of a push Factor creation with public key `public` (base64 SPKI).
+pub fn factor_form<'a>(public: &'a str, platform: &'a str, token: &'a str) -> Vec<(&'static str, &'a str)> {
+    let mut form = vec![
+        ("FriendlyName", "Pixel 8"),
+        ("FactorType", "push"),
+        ("Binding.Alg", "ES256"),
+        ("Binding.PublicKey", public),
+        ("Config.SdkVersion", "0.9.0"),
+        ("Config.AppId", "com.example.app"),
+        ("Config.NotificationPlatform", platform),
+    ];
+    if !token.is_empty() {
+        form.push(("Config.NotificationToken", token));
+    }
+    form
+}
+
+/// The `AuthPayload` that verifies Factor `sid`: a DER ECDSA signature over the SID, base64.
+pub fn verification_payload(key: &SigningKey, sid: &str) -> String {
+    let signature: DerSignature = key.sign(sid.as_bytes());
+    base64::engine::general_purpose::STANDARD.encode(signature.as_bytes())
 }
 
 pub fn spki_base64(key: &SigningKey) -> String {

@@ -10,6 +10,7 @@ mod accounts;
 mod auth_matrix;
 mod bad_input;
 mod challenges;
+mod concurrency;
 mod contract;
 mod device;
 mod entities;

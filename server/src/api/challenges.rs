@@ -27,6 +27,7 @@ use crate::domain::sid::SidKind;
 use crate::error::{ApiError, ApiResult};
 use crate::store::challenges::{ChallengeFilter, ChallengeRow};
 use crate::store::factors::FactorRow;
+use crate::store::is_foreign_key_violation;
 
 #[derive(Serialize)]
 pub struct ChallengeBody {
@@ -91,10 +92,13 @@ pub async fn create_challenge(
     if !SidKind::Factor.matches(factor_sid) {
         return Err(ApiError::invalid("FactorSid", "must be a YF… SID"));
     }
-    let factor =
-        state.store.factor(&auth.account_sid, &service.sid, &path.identity, factor_sid).await?.ok_or_else(|| {
-            ApiError::NotFound(format!("/v2/Services/{}/Entities/{}/Factors/{factor_sid}", service.sid, path.identity))
-        })?;
+    let factor_not_found =
+        || ApiError::NotFound(format!("/v2/Services/{}/Entities/{}/Factors/{factor_sid}", service.sid, path.identity));
+    let factor = state
+        .store
+        .factor(&auth.account_sid, &service.sid, &path.identity, factor_sid)
+        .await?
+        .ok_or_else(factor_not_found)?;
     if factor.status != "verified" {
         return Err(ApiError::FactorUnverified);
     }
@@ -160,7 +164,12 @@ pub async fn create_challenge(
     };
     // The push is stored with the Challenge, atomically; the worker sends it after the commit.
     let push = crate::push::challenge_push(&service, &factor, &challenge, &state.push, None, now);
-    challenge.id = state.store.insert_challenge_with_push(&challenge, push.as_ref()).await?;
+    challenge.id = match state.store.insert_challenge_with_push(&challenge, push.as_ref()).await {
+        Ok(id) => id,
+        // The Factor was deleted since it was read.
+        Err(e) if is_foreign_key_violation(&e) => return Err(factor_not_found()),
+        Err(e) => return Err(e.into()),
+    };
     if push.is_some_and(|p| p.status == "queued") {
         state.push_wake.notify_one();
     }
@@ -243,9 +252,18 @@ pub async fn update_challenge(
                 .to_string(),
         ),
     };
+    let c = &challenge;
     let factor = match caller.device_factor() {
         Some(own) => own.clone(),
-        None => owning_factor(&state, &challenge).await?,
+        None => {
+            state.store.factor(&c.account_sid, &c.service_sid, &c.identity, &c.factor_sid).await?.ok_or_else(|| {
+                // Deleted since the Challenge was read, taking the Challenge with it.
+                ApiError::NotFound(format!(
+                    "/v2/Services/{}/Entities/{}/Challenges/{}",
+                    path.service_sid, path.identity, path.sid
+                ))
+            })?
+        }
     };
     if factor.status != "verified" {
         return Err(ApiError::FactorUnverified);
@@ -269,14 +287,6 @@ pub async fn update_challenge(
     updated.date_responded = Some(now);
     updated.date_updated = now;
     Ok(challenge_response(&state, &updated, now))
-}
-
-async fn owning_factor(state: &AppState, challenge: &ChallengeRow) -> ApiResult<FactorRow> {
-    state
-        .store
-        .factor(&challenge.account_sid, &challenge.service_sid, &challenge.identity, &challenge.factor_sid)
-        .await?
-        .ok_or_else(|| ApiError::Internal(anyhow::anyhow!("challenge {} has no factor", challenge.sid)))
 }
 
 fn check_answerable(challenge: &ChallengeRow, now: i64) -> ApiResult<()> {

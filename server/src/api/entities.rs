@@ -7,12 +7,13 @@ use super::auth::AccountAuth;
 use super::form::{Form, Query};
 use super::paging::{list_response, PageRequest};
 use super::{entity_of, service_of, State};
+use crate::config::RateLimits;
 use crate::domain::dates;
 use crate::domain::rules::is_valid_identity;
 use crate::domain::sid::SidKind;
 use crate::error::{ApiError, ApiResult};
 use crate::store::entities::EntityRow;
-use crate::store::is_unique_violation;
+use crate::store::{is_check_violation, is_foreign_key_violation, is_unique_violation};
 
 #[derive(Deserialize)]
 pub struct ServiceScope {
@@ -95,7 +96,7 @@ pub async fn create_entity(
     let identity = p.required("Identity")?;
     identity_param(identity)?;
     let now = state.clock.now();
-    let mut entity = EntityRow {
+    let entity = EntityRow {
         id: 0,
         sid: SidKind::Entity.generate(),
         service_id: service.id,
@@ -105,11 +106,16 @@ pub async fn create_entity(
         date_created: now,
         date_updated: now,
     };
-    entity.id = match state.store.insert_entity(&entity).await {
-        Ok(id) => id,
+    match state.store.insert_entity(&entity, state.rate_limits == RateLimits::On).await {
+        Ok(()) => {}
         Err(e) if is_unique_violation(&e) => return Err(ApiError::EntityExists),
+        Err(e) if is_check_violation(&e) => return Err(ApiError::EntityRateLimit),
+        // The Service was deleted meanwhile.
+        Err(e) if is_foreign_key_violation(&e) => {
+            return Err(ApiError::NotFound(format!("/v2/Services/{}", entity.service_sid)))
+        }
         Err(e) => return Err(e.into()),
-    };
+    }
     Ok(HttpResponse::Created().json(render(&state, &entity)))
 }
 

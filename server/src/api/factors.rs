@@ -14,17 +14,19 @@ use super::entities::{identity_param, EntityItemPath, EntityScope};
 use super::form::{Form, Params, Query};
 use super::paging::{list_response, PageRequest};
 use super::{entity_of, json_or_null, service_of, AppState, State};
+use crate::config::RateLimits;
 use crate::crypto::b64_decode;
 use crate::crypto::device_key::DeviceKey;
 use crate::domain::dates;
 use crate::domain::rules::{
-    string_map, APP_ID_MAX, FACTOR_FRIENDLY_NAME_MAX, JSON_TEXT_MAX, MAX_PUSH_FACTORS_PER_ENTITY,
-    NOTIFICATION_TOKEN_LEN,
+    string_map, APP_ID_MAX, FACTOR_FRIENDLY_NAME_MAX, JSON_TEXT_MAX, MAX_FACTORS_PER_ENTITY_PER_DAY,
+    MAX_PUSH_FACTORS_PER_ENTITY, NOTIFICATION_TOKEN_LEN,
 };
 use crate::domain::sid::SidKind;
 use crate::error::{ApiError, ApiResult};
 use crate::store::entities::EntityRow;
-use crate::store::factors::{FactorCreated, FactorRow};
+use crate::store::factors::{FactorCreated, FactorLimits, FactorRow};
+use crate::store::is_foreign_key_violation;
 use crate::store::services::ServiceRow;
 use crate::webhooks;
 
@@ -172,13 +174,27 @@ pub async fn create_push_factor(
         date_updated: now,
     };
     let event = webhooks::factor_event("factor.created", &factor, &state.webhooks, now);
-    match state.store.create_factor(&entity, factor, MAX_PUSH_FACTORS_PER_ENTITY, &event).await? {
+    let limits = FactorLimits {
+        per_type: MAX_PUSH_FACTORS_PER_ENTITY,
+        per_day: (state.rate_limits == RateLimits::On).then_some(MAX_FACTORS_PER_ENTITY_PER_DAY),
+    };
+    let created = match state.store.create_factor(&entity, factor, limits, &event).await {
+        Ok(created) => created,
+        // The Service was deleted meanwhile.
+        Err(e) if is_foreign_key_violation(&e) => {
+            return Err(ApiError::NotFound(format!("/v2/Services/{}", service.sid)))
+        }
+        Err(e) => return Err(e.into()),
+    };
+    match created {
         FactorCreated::Created(row) => {
             state.webhook_wake.notify_one();
             Ok(*row)
         }
         FactorCreated::LimitReached => Err(ApiError::FactorLimit(20)),
         FactorCreated::DuplicateBinding => Err(ApiError::FactorExists),
+        FactorCreated::DailyLimitReached => Err(ApiError::FactorRateLimit),
+        FactorCreated::EntityRateLimited => Err(ApiError::EntityRateLimit),
     }
 }
 
@@ -265,17 +281,24 @@ pub async fn update_factor(
     path: web::Path<EntityItemPath>,
     Form(p): Form,
 ) -> ApiResult<HttpResponse> {
-    let mut factor = factor_for(&state, &caller, &path).await?;
-    let was_verified = factor.status == "verified";
+    let mut current = factor_for(&state, &caller, &path).await?;
     let now = state.clock.now();
-    apply_factor_update(&mut factor, &p, now)?;
-    let event = (!was_verified && factor.status == "verified")
-        .then(|| webhooks::factor_event("factor.verified", &factor, &state.webhooks, now));
-    state.store.update_factor(&factor, event.as_ref()).await?;
-    if event.is_some() {
-        state.webhook_wake.notify_one();
+    // Applied to the row as read and written only if it is still so: a lost race reads the
+    // row again and reapplies, so concurrent updates all land and a verification happens once.
+    // Each lost race is another update's success, so this ends.
+    loop {
+        let mut factor = current.clone();
+        apply_factor_update(&mut factor, &p, now)?;
+        let event = (current.status != "verified" && factor.status == "verified")
+            .then(|| webhooks::factor_event("factor.verified", &factor, &state.webhooks, now));
+        if state.store.update_factor(&current, &factor, event.as_ref()).await? {
+            if event.is_some() {
+                state.webhook_wake.notify_one();
+            }
+            return Ok(HttpResponse::Ok().json(render(&state, &factor)));
+        }
+        current = factor_of(&state, &current.account_sid, &path).await?;
     }
-    Ok(HttpResponse::Ok().json(render(&state, &factor)))
 }
 
 pub async fn delete_factor(caller: Caller, state: State, path: web::Path<EntityItemPath>) -> ApiResult<HttpResponse> {

@@ -46,6 +46,8 @@ pub struct AppState {
     pub urls: Urls,
     /// Seconds of clock difference tolerated in device JWTs.
     pub device_clock_skew: i64,
+    /// Whether Twilio's rate limits (60326, 60328) are enforced.
+    pub rate_limits: crate::config::RateLimits,
     /// Encrypts push credentials at rest.
     pub secrets: std::sync::Arc<crate::crypto::secretbox::SecretBox>,
     pub push: crate::push::PushSettings,

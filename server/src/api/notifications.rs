@@ -14,6 +14,7 @@ use crate::domain::rules::challenge_status;
 use crate::domain::sid::SidKind;
 use crate::error::{ApiError, ApiResult};
 use crate::push::{challenge_push, Resend};
+use crate::store::is_foreign_key_violation;
 use crate::store::pushes::NotificationRow;
 
 /// Notifications one Challenge may have.
@@ -91,8 +92,12 @@ pub async fn create_notification(
     let resend = Resend { notification_sid: &notification.sid, ttl };
     let push = challenge_push(&service, &factor, &challenge, &state.push, Some(resend), now)
         .ok_or(ApiError::NotificationPlatformNone)?;
-    if !state.store.insert_notification_with_push(&notification, &push, MAX_NOTIFICATIONS).await? {
-        return Err(ApiError::NotificationLimit(MAX_NOTIFICATIONS));
+    match state.store.insert_notification_with_push(&notification, &push, MAX_NOTIFICATIONS).await {
+        Ok(true) => {}
+        Ok(false) => return Err(ApiError::NotificationLimit(MAX_NOTIFICATIONS)),
+        // The Challenge was deleted (with its Factor or Entity) since it was read.
+        Err(e) if is_foreign_key_violation(&e) => return Err(not_found()),
+        Err(e) => return Err(e.into()),
     }
     if push.status == "queued" {
         state.push_wake.notify_one();

@@ -314,12 +314,19 @@ pub async fn update_service(
     path: web::Path<ServicePath>,
     Form(p): Form,
 ) -> ApiResult<HttpResponse> {
-    let mut service = service_of(&state, &auth.account_sid, &path.sid).await?;
-    apply(&mut service, &p)?;
-    check_credentials(&state, &service, &p).await?;
-    service.date_updated = state.clock.now();
-    state.store.update_service(&service).await?;
-    Ok(HttpResponse::Ok().json(render(&state, &service)))
+    let now = state.clock.now();
+    // Applied to the row as read and written only if it is still so (a lost race rereads and
+    // reapplies), so that concurrent updates all land.
+    loop {
+        let current = service_of(&state, &auth.account_sid, &path.sid).await?;
+        let mut service = current.clone();
+        apply(&mut service, &p)?;
+        check_credentials(&state, &service, &p).await?;
+        service.date_updated = now;
+        if state.store.update_service(&current, &service).await? {
+            return Ok(HttpResponse::Ok().json(render(&state, &service)));
+        }
+    }
 }
 
 pub async fn delete_service(auth: AccountAuth, state: State, path: web::Path<ServicePath>) -> ApiResult<HttpResponse> {

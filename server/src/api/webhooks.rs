@@ -147,14 +147,21 @@ pub async fn update_webhook(
     path: web::Path<WebhookPath>,
     Form(p): Form,
 ) -> ApiResult<HttpResponse> {
-    let mut webhook = webhook_of(&state, &auth.account_sid, &path).await?;
     if p.has("EventTypes") && p.all("EventTypes").iter().all(|e| e.trim().is_empty()) {
         return Err(ApiError::WebhookParameters("Invalid `EventTypes`: must not be empty".into()));
     }
-    apply(&mut webhook, &p)?;
-    webhook.date_updated = state.clock.now();
-    state.store.update_webhook(&webhook).await?;
-    Ok(HttpResponse::Ok().json(render(&state, &webhook)))
+    let now = state.clock.now();
+    // Applied to the row as read and written only if it is still so (a lost race rereads and
+    // reapplies), so that concurrent updates all land.
+    loop {
+        let current = webhook_of(&state, &auth.account_sid, &path).await?;
+        let mut webhook = current.clone();
+        apply(&mut webhook, &p)?;
+        webhook.date_updated = now;
+        if state.store.update_webhook(&current, &webhook).await? {
+            return Ok(HttpResponse::Ok().json(render(&state, &webhook)));
+        }
+    }
 }
 
 pub async fn delete_webhook(auth: AccountAuth, state: State, path: web::Path<WebhookPath>) -> ApiResult<HttpResponse> {

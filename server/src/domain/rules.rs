@@ -4,6 +4,17 @@ use serde_json::{Map, Value};
 
 /// Push Factors per Entity (60315).
 pub const MAX_PUSH_FACTORS_PER_ENTITY: i64 = 20;
+/// Factor creations per Entity per day (60326; a day is a UTC calendar day of the server clock).
+pub const MAX_FACTORS_PER_ENTITY_PER_DAY: i64 = 100;
+/// Entity creations per account per second (60328), Factor creations for a new identity
+/// included. Enforced by the CHECK of `entity_creations` (migrations/*/0005_rate_limits.sql).
+pub const MAX_ENTITIES_PER_ACCOUNT_PER_SECOND: i64 = 40;
+
+/// The UTC day (days since the Unix epoch) of `now`, in which Factor creations are counted.
+pub fn day_of(now: i64) -> i64 {
+    now.div_euclid(86_400)
+}
+
 /// Default and longest Challenge lifetime, seconds.
 pub const CHALLENGE_DEFAULT_TTL: i64 = 300;
 pub const CHALLENGE_MAX_TTL: i64 = 3600;
@@ -90,6 +101,20 @@ pub fn is_http_url(url: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_entity_rate_limit_is_the_migrations_check() {
+        let check = format!("CHECK (created <= {MAX_ENTITIES_PER_ACCOUNT_PER_SECOND})");
+        assert!(include_str!("../../../migrations/sqlite/0005_rate_limits.sql").contains(&check));
+        assert!(include_str!("../../../migrations/postgres/0005_rate_limits.sql").contains(&check));
+    }
+
+    #[test]
+    fn factor_creations_are_counted_per_utc_day() {
+        assert_eq!(day_of(86_399), 0);
+        assert_eq!(day_of(86_400), 1);
+        assert_eq!(day_of(1_764_201_600 + 86_399), day_of(1_764_201_600));
+    }
 
     #[test]
     fn identities_are_8_to_64_dash_separated_alphanumerics() {

@@ -97,11 +97,13 @@ impl Store {
         Ok(!self.run_script(script).await?.is_empty())
     }
 
-    /// Marks up to `batch` pending Challenges whose expiration has passed as expired.
+    /// Marks up to `batch` pending Challenges whose expiration has passed as expired. The outer
+    /// `status` test is not redundant: PostgreSQL rechecks it on a row that an answer changed
+    /// after the subquery read it, and then leaves the answer alone.
     pub async fn expire_challenges(&self, now: i64, batch: i64) -> Result<u64, sqlx::Error> {
         on_pool!(self, write, |pool| {
             sqlx::query(
-                "UPDATE challenges SET status = 'expired', date_updated = $1 WHERE id IN \
+                "UPDATE challenges SET status = 'expired', date_updated = $1 WHERE status = 'pending' AND id IN \
                  (SELECT id FROM challenges WHERE status = 'pending' AND expiration_date <= $1 \
                  LIMIT $2)",
             )

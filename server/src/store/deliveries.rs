@@ -134,12 +134,13 @@ impl Store {
         })
     }
 
-    /// Marks a delivery cancelled (its webhook was disabled or deleted) without an attempt.
+    /// Marks a claimed delivery cancelled (its webhook was disabled or deleted) without an
+    /// attempt; not one that another claim settled meanwhile.
     pub async fn cancel_delivery(&self, id: i64, reason: &str, now: i64) -> Result<(), sqlx::Error> {
         on_pool!(self, write, |pool| {
             sqlx::query(
                 "UPDATE webhook_deliveries SET status = 'cancelled', lease_until = NULL, last_error = $2, date_updated = $3 \
-                 WHERE id = $1",
+                 WHERE id = $1 AND status = 'sending'",
             )
             .bind(id)
             .bind(reason)

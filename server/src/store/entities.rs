@@ -1,5 +1,6 @@
 //! Entities: the users of a Service, addressed by their `identity`.
 
+use super::script::Script;
 use super::{on_pool, Arg, Page, Sql, Store, Window};
 
 #[derive(Debug, Clone, sqlx::FromRow)]
@@ -16,24 +17,42 @@ pub struct EntityRow {
 
 const COLUMNS: &str = "id, sid, service_id, account_sid, service_sid, identity, date_created, date_updated";
 
+/// Counts one Entity creation of an account in a second (`?` account, `?` second): the counter
+/// restarts each second, and its CHECK fails the statement past
+/// [`crate::domain::rules::MAX_ENTITIES_PER_ACCOUNT_PER_SECOND`]. On PostgreSQL the upsert locks
+/// the account's counter until the creating transaction ends, so concurrent creations (on any
+/// instance) count one after the other.
+pub(crate) const COUNT_ENTITY_CREATION: &str = "INSERT INTO entity_creations (account_sid, second, created) \
+    VALUES (?, ?, 1) ON CONFLICT (account_sid) DO UPDATE SET created = CASE \
+    WHEN entity_creations.second = excluded.second THEN entity_creations.created + 1 ELSE 1 END, \
+    second = excluded.second";
+
+pub(crate) fn count_entity_creation_args(account_sid: &str, now: i64) -> [Arg; 2] {
+    [Arg::text(account_sid), Arg::Int(now)]
+}
+
 impl Store {
-    /// Inserts a new Entity; a duplicate identity is a unique violation.
-    pub async fn insert_entity(&self, e: &EntityRow) -> Result<i64, sqlx::Error> {
-        on_pool!(self, write, |pool| {
-            sqlx::query_scalar::<_, i64>(
-                "INSERT INTO entities (sid, service_id, account_sid, service_sid, identity, \
-                 date_created, date_updated) VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id",
-            )
-            .bind(&e.sid)
-            .bind(e.service_id)
-            .bind(&e.account_sid)
-            .bind(&e.service_sid)
-            .bind(&e.identity)
-            .bind(e.date_created)
-            .bind(e.date_updated)
-            .fetch_one(pool)
-            .await
-        })
+    /// Inserts a new Entity, counting it against its account's per-second limit when `limited`:
+    /// a duplicate identity is a unique violation, the limit a CHECK violation
+    /// ([`super::is_check_violation`]).
+    pub async fn insert_entity(&self, e: &EntityRow, limited: bool) -> Result<(), sqlx::Error> {
+        let mut script = Script::new().then(
+            "INSERT INTO entities (sid, service_id, account_sid, service_sid, identity, date_created, \
+             date_updated) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            [
+                Arg::text(&e.sid),
+                Arg::Int(e.service_id),
+                Arg::text(&e.account_sid),
+                Arg::text(&e.service_sid),
+                Arg::text(&e.identity),
+                Arg::Int(e.date_created),
+                Arg::Int(e.date_updated),
+            ],
+        );
+        if limited {
+            script = script.then(COUNT_ENTITY_CREATION, count_entity_creation_args(&e.account_sid, e.date_created));
+        }
+        self.run_script(script).await.map(|_| ())
     }
 
     pub async fn entity(&self, service_id: i64, identity: &str) -> Result<Option<EntityRow>, sqlx::Error> {

@@ -1,11 +1,12 @@
 //! Factors: a device key (push) bound to an Entity.
 
-use sqlx::Connection as _;
+use sqlx::{Connection as _, FromRow as _, Row as _};
 
 use super::deliveries::{record_event, NewEvent};
-use super::entities::EntityRow;
+use super::entities::{count_entity_creation_args, EntityRow, COUNT_ENTITY_CREATION};
 use super::script::Script;
-use super::{on_pool, Arg, Page, Sql, Store, Window};
+use super::{bind_args, is_check_violation, on_pool, Arg, Page, Sql, Store, Window};
+use crate::domain::rules::day_of;
 
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct FactorRow {
@@ -40,50 +41,83 @@ const COLUMNS: &str = "id, sid, entity_id, account_sid, service_sid, entity_sid,
 #[derive(Debug)]
 pub enum FactorCreated {
     Created(Box<FactorRow>),
-    /// The Entity already has `max` Factors of this type.
+    /// The Entity already has `per_type` Factors of this type.
     LimitReached,
     /// The Entity already has a Factor with this public key.
     DuplicateBinding,
+    /// The Entity had `per_day` Factor creations today.
+    DailyLimitReached,
+    /// The identity is new and its account created its most Entities this second.
+    EntityRateLimited,
 }
 
+/// The limits a Factor creation is held to.
+#[derive(Debug, Clone, Copy)]
+pub struct FactorLimits {
+    /// Factors of one type an Entity may hold.
+    pub per_type: i64,
+    /// Factor creations per Entity per day, when rate limits are on; the Entity creation a new
+    /// identity causes then counts against its account's per-second limit too.
+    pub per_day: Option<i64>,
+}
+
+/// Creates the Entity, or counts a Factor creation on it: `factors_that_day` restarts each day.
+/// On PostgreSQL the row stays locked until the transaction ends (inserted or updated alike),
+/// so Factor creations on one Entity run one after the other and each one's checks see the
+/// Factors the others stored (READ COMMITTED: every statement reads what committed before it).
+const UPSERT_ENTITY: &str = "INSERT INTO entities (sid, service_id, account_sid, service_sid, identity, \
+    date_created, date_updated, factor_day, factors_that_day) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 1) \
+    ON CONFLICT (service_id, identity) DO UPDATE SET factors_that_day = CASE \
+    WHEN entities.factor_day = excluded.factor_day THEN entities.factors_that_day + 1 ELSE 1 END, \
+    factor_day = excluded.factor_day \
+    RETURNING id, sid, service_id, account_sid, service_sid, identity, date_created, date_updated, factors_that_day";
+
 impl Store {
-    /// Creates the Factor, and its Entity when the identity is new, in one transaction.
-    /// `entity` carries the Entity to create if needed; `factor`'s entity fields are filled in.
+    /// Creates the Factor, and its Entity when the identity is new, in one transaction, within
+    /// `limits`. `entity` carries the Entity to create if needed; `factor`'s entity fields are
+    /// filled in.
     pub async fn create_factor(
         &self,
         entity: &EntityRow,
         mut factor: FactorRow,
-        max_per_type: i64,
+        limits: FactorLimits,
         event: &NewEvent,
     ) -> Result<FactorCreated, sqlx::Error> {
-        let select_entity = "SELECT id, sid, service_id, account_sid, service_sid, identity, date_created, \
-             date_updated FROM entities WHERE service_id = $1 AND identity = $2";
         let insert_factor = format!(
             "INSERT INTO factors ({}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, \
              $13, $14, $15, $16) RETURNING id",
             &COLUMNS[4..]
         );
+        let count_entity =
+            Sql::statement(COUNT_ENTITY_CREATION, count_entity_creation_args(&entity.account_sid, entity.date_created));
         on_pool!(self, write, |pool| {
             let mut tx = pool.begin().await?;
-            sqlx::query(
-                "INSERT INTO entities (sid, service_id, account_sid, service_sid, identity, \
-                 date_created, date_updated) VALUES ($1, $2, $3, $4, $5, $6, $7) \
-                 ON CONFLICT (service_id, identity) DO NOTHING",
-            )
-            .bind(&entity.sid)
-            .bind(entity.service_id)
-            .bind(&entity.account_sid)
-            .bind(&entity.service_sid)
-            .bind(&entity.identity)
-            .bind(entity.date_created)
-            .bind(entity.date_updated)
-            .execute(&mut *tx)
-            .await?;
-            let stored = sqlx::query_as::<_, EntityRow>(select_entity)
+            let row = sqlx::query(UPSERT_ENTITY)
+                .bind(&entity.sid)
                 .bind(entity.service_id)
+                .bind(&entity.account_sid)
+                .bind(&entity.service_sid)
                 .bind(&entity.identity)
+                .bind(entity.date_created)
+                .bind(entity.date_updated)
+                .bind(day_of(factor.date_created))
                 .fetch_one(&mut *tx)
                 .await?;
+            let stored = EntityRow::from_row(&row)?;
+            if let Some(per_day) = limits.per_day {
+                // A new identity: the row returned is the one just inserted.
+                if stored.sid == entity.sid {
+                    let counted =
+                        bind_args!(sqlx::query(&count_entity.text), &count_entity.args).execute(&mut *tx).await;
+                    match counted {
+                        Err(e) if is_check_violation(&e) => return Ok(FactorCreated::EntityRateLimited),
+                        other => other.map(|_| ())?,
+                    }
+                }
+                if row.try_get::<i64, _>("factors_that_day")? > per_day {
+                    return Ok(FactorCreated::DailyLimitReached);
+                }
+            }
             let (same_type, same_key): (i64, i64) = sqlx::query_as(
                 "SELECT \
                    (SELECT COUNT(*) FROM factors WHERE entity_id = $1 AND factor_type = $2), \
@@ -94,7 +128,7 @@ impl Store {
             .bind(&factor.binding_public_key)
             .fetch_one(&mut *tx)
             .await?;
-            if same_type >= max_per_type {
+            if same_type >= limits.per_type {
                 return Ok(FactorCreated::LimitReached);
             }
             if same_key > 0 {
@@ -158,25 +192,35 @@ impl Store {
         })
     }
 
-    /// Writes the mutable fields of a Factor (name, status, config, metadata, date_updated), with
-    /// the event the change causes, if any.
-    pub async fn update_factor(&self, f: &FactorRow, event: Option<&NewEvent>) -> Result<(), sqlx::Error> {
+    /// Writes an update of a Factor's mutable fields (name, status, config, date_updated), with
+    /// the event it causes, only if the row still holds `old`'s values: concurrent updates never
+    /// overwrite each other and a status moves once. False when the row changed meanwhile (read
+    /// it again and reapply) or is gone.
+    pub async fn update_factor(
+        &self,
+        old: &FactorRow,
+        new: &FactorRow,
+        event: Option<&NewEvent>,
+    ) -> Result<bool, sqlx::Error> {
         let mut script = Script::new().then(
-            "UPDATE factors SET friendly_name = ?, status = ?, config = ?, metadata = ?, date_updated = ? WHERE id = ?",
+            "UPDATE factors SET friendly_name = ?, status = ?, config = ?, date_updated = ? \
+             WHERE id = ? AND friendly_name = ? AND status = ? AND config = ? RETURNING id",
             [
-                Arg::text(&f.friendly_name),
-                Arg::text(&f.status),
-                Arg::text(&f.config),
-                Arg::opt_text(f.metadata.as_deref()),
-                Arg::Int(f.date_updated),
-                Arg::Int(f.id),
+                Arg::text(&new.friendly_name),
+                Arg::text(&new.status),
+                Arg::text(&new.config),
+                Arg::Int(new.date_updated),
+                Arg::Int(old.id),
+                Arg::text(&old.friendly_name),
+                Arg::text(&old.status),
+                Arg::text(&old.config),
             ],
         );
         if let Some(event) = event {
             let (text, args) = event.insert(self.backend());
-            script = script.then(&text, args);
+            script = script.then_if_returned(&text, args);
         }
-        self.run_script(script).await.map(|_| ())
+        Ok(!self.run_script(script).await?.is_empty())
     }
 
     /// Deletes a Factor and its Challenges, recording `event` when it existed. False when there
@@ -196,10 +240,12 @@ impl Store {
     }
 
     /// Deletes up to `batch` unverified Factors created at or before `cutoff`. Returns how many.
+    /// The outer `status` test is not redundant: PostgreSQL rechecks it on a row that a
+    /// concurrent verification changed after the subquery read it, and then keeps the Factor.
     pub async fn delete_stale_unverified_factors(&self, cutoff: i64, batch: i64) -> Result<u64, sqlx::Error> {
         on_pool!(self, write, |pool| {
             sqlx::query(
-                "DELETE FROM factors WHERE id IN (SELECT id FROM factors \
+                "DELETE FROM factors WHERE status = 'unverified' AND id IN (SELECT id FROM factors \
                  WHERE status = 'unverified' AND date_created <= $1 LIMIT $2)",
             )
             .bind(cutoff)

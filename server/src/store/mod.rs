@@ -399,6 +399,16 @@ pub fn is_unique_violation(err: &sqlx::Error) -> bool {
     matches!(err, sqlx::Error::Database(db) if db.is_unique_violation())
 }
 
+/// Whether an error is a foreign-key violation (the parent row was deleted meanwhile).
+pub fn is_foreign_key_violation(err: &sqlx::Error) -> bool {
+    matches!(err, sqlx::Error::Database(db) if db.is_foreign_key_violation())
+}
+
+/// Whether an error is a CHECK violation (the only CHECK is `entity_creations`'s rate limit).
+pub fn is_check_violation(err: &sqlx::Error) -> bool {
+    matches!(err, sqlx::Error::Database(db) if db.is_check_violation())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

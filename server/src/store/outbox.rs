@@ -125,9 +125,12 @@ impl Store {
             "INSERT INTO {attempts} ({owner}, attempt, at, http_status, outcome, error, latency_ms) \
              VALUES (?, ?, ?, ?, ?, ?, ?)"
         );
+        // Only the claim that made this attempt settles the row: a worker whose lease lapsed and
+        // whose row was claimed again (or cancelled) meanwhile finds the attempts counter moved
+        // on (or the row no longer sending) and leaves the newer state alone.
         let update = format!(
             "UPDATE {table} SET status = ?, attempts = attempts + 1, next_attempt_at = ?, lease_until = NULL, \
-             last_error = ?, date_updated = ? WHERE id = ?"
+             last_error = ?, date_updated = ? WHERE id = ? AND status = 'sending' AND attempts = ?"
         );
         let mut script = Script::new();
         for s in settled {
@@ -153,6 +156,7 @@ impl Store {
                         Arg::opt_text(o.error.as_deref()),
                         Arg::Int(o.at),
                         Arg::Int(s.id),
+                        Arg::Int(s.attempts_before),
                     ],
                 );
         }
@@ -220,5 +224,50 @@ impl Store {
         on_pool!(self, write, |pool| {
             sqlx::query(&sql).bind(account_sid).execute(pool).await.map(|r| r.rows_affected())
         })
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, reason = "tests: a failure is a panic")]
+mod tests {
+    use super::*;
+    use crate::store::Db;
+
+    async fn delivery_state(store: &Store) -> (String, i64) {
+        let Db::Sqlite { read, .. } = &store.db else { unreachable!() };
+        sqlx::query_as("SELECT status, attempts FROM webhook_deliveries")
+            .fetch_one(&mut *read.acquire().await.unwrap())
+            .await
+            .unwrap()
+    }
+
+    fn outcome(at: i64, outcome: &'static str) -> AttemptOutcome {
+        AttemptOutcome { at, http_status: Some(200), outcome, error: None, latency_ms: 1 }
+    }
+
+    /// A worker stalls past its lease, the row is taken back and claimed again, and that claim
+    /// settles it: the first worker's late result must not overwrite that, nor may a late cancel.
+    #[tokio::test]
+    async fn a_lapsed_claim_does_not_overwrite_a_newer_settlement() {
+        let store = Store::connect("sqlite::memory:", 1).await.unwrap();
+        let insert = "INSERT INTO webhook_deliveries (uuid, account_sid, service_sid, webhook_sid, url, version, \
+            event_type, factor_sid, fields, status, attempts, max_attempts, next_attempt_at, date_created, date_updated) \
+            VALUES ('u', 'AC', 'VA', 'YW', 'http://h', 'v2', 'factor.created', 'YF', '{}', 'pending', 0, 5, 0, 0, 0)";
+        store.run_script(Script::new().then(insert, [])).await.unwrap();
+        let first = store.claim_deliveries(100, 110, 10).await.unwrap();
+        assert_eq!(store.reclaim_lapsed(Outbox::WebhookDeliveries, 111).await.unwrap(), 1, "the lease lapsed");
+        let second = store.claim_deliveries(111, 121, 10).await.unwrap();
+        assert_eq!((first.len(), second.len()), (1, 1), "the lapsed claim is claimed again");
+        let id = second[0].id;
+        store.record_attempt(Outbox::WebhookDeliveries, id, 1, &outcome(112, "sent"), "delivered", 112).await.unwrap();
+        store.record_attempt(Outbox::WebhookDeliveries, id, 0, &outcome(113, "retry"), "retrying", 200).await.unwrap();
+        store.cancel_delivery(id, "webhook deleted", 114).await.unwrap();
+        assert_eq!(delivery_state(&store).await, ("delivered".to_owned(), 2));
+        let Db::Sqlite { read, .. } = &store.db else { unreachable!() };
+        let logged: Vec<String> = sqlx::query_scalar("SELECT outcome FROM webhook_attempts ORDER BY id")
+            .fetch_all(&mut *read.acquire().await.unwrap())
+            .await
+            .unwrap();
+        assert_eq!(logged, ["retry", "sent", "retry"], "the interrupted, the settling and the late attempt are logged");
     }
 }

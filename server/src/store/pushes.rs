@@ -139,6 +139,10 @@ impl Store {
 
     /// Stores a Notification and its push, unless the Challenge already has `max` Notifications.
     /// Returns false when the limit was reached.
+    ///
+    /// The no-op `UPDATE` locks the Challenge's row on PostgreSQL until the commit, so concurrent
+    /// Notifications of one Challenge count one after the other, each seeing those committed
+    /// before it (READ COMMITTED reads afresh per statement); SQLite has one writer.
     pub async fn insert_notification_with_push(
         &self,
         n: &NotificationRow,
@@ -146,6 +150,7 @@ impl Store {
         max: i64,
     ) -> Result<bool, sqlx::Error> {
         let script = Script::new()
+            .then("UPDATE challenges SET date_updated = date_updated WHERE id = ?", [Arg::Int(n.challenge_id)])
             .then(
                 "INSERT INTO notifications (sid, challenge_id, account_sid, service_sid, entity_sid, identity, \
                  challenge_sid, priority, ttl, date_created) SELECT ?, ?, ?, ?, ?, ?, ?, ?, ?, ? \

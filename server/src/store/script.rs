@@ -13,7 +13,8 @@
 //! the failure is its script's only. Callers are answered after the commit; a caller that stops
 //! waiting does not stop its script half-way.
 //!
-//! PostgreSQL runs the statements one by one inside a transaction of the caller's.
+//! PostgreSQL runs the statements one by one inside a transaction of the caller's (a script of
+//! one statement without one).
 
 use std::sync::Arc;
 
@@ -222,6 +223,12 @@ impl Store {
     pub(crate) async fn run_script(&self, script: Script) -> Result<Vec<i64>, sqlx::Error> {
         match &self.db {
             Db::Sqlite { scripts, .. } => self.recorded_write(scripts.run(script)).await,
+            // One statement is atomic alone: no BEGIN and COMMIT trips.
+            Db::Postgres(pool) if script.statements.len() == 1 => {
+                let sql = script.statements[0].sql();
+                self.recorded_write(bind_args!(sqlx::query_scalar::<_, i64>(&sql.text), &sql.args).fetch_all(pool))
+                    .await
+            }
             Db::Postgres(pool) => {
                 self.recorded_write(async {
                     let mut tx = pool.begin().await?;

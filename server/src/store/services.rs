@@ -25,6 +25,24 @@ const COLUMNS: &str = "id, sid, account_sid, friendly_name, push_include_date, \
     push_apn_credential_sid, push_fcm_credential_sid, totp_issuer, totp_time_step, \
     totp_code_length, totp_skew, settings, date_created, date_updated";
 
+/// Binds a Service's settable columns in order: friendly_name, push_include_date,
+/// push_apn_credential_sid, push_fcm_credential_sid, totp_issuer, totp_time_step,
+/// totp_code_length, totp_skew, settings.
+macro_rules! bind_settable {
+    ($query:expr, $s:expr) => {
+        $query
+            .bind(&$s.friendly_name)
+            .bind($s.push_include_date)
+            .bind(&$s.push_apn_credential_sid)
+            .bind(&$s.push_fcm_credential_sid)
+            .bind(&$s.totp_issuer)
+            .bind($s.totp_time_step)
+            .bind($s.totp_code_length)
+            .bind($s.totp_skew)
+            .bind(&$s.settings)
+    };
+}
+
 impl Store {
     pub async fn insert_service(&self, s: &ServiceRow) -> Result<i64, sqlx::Error> {
         let sql = "INSERT INTO services (sid, account_sid, friendly_name, push_include_date, \
@@ -32,18 +50,7 @@ impl Store {
             totp_code_length, totp_skew, settings, date_created, date_updated) \
             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) RETURNING id";
         on_pool!(self, write, |pool| {
-            sqlx::query_scalar::<_, i64>(sql)
-                .bind(&s.sid)
-                .bind(&s.account_sid)
-                .bind(&s.friendly_name)
-                .bind(s.push_include_date)
-                .bind(&s.push_apn_credential_sid)
-                .bind(&s.push_fcm_credential_sid)
-                .bind(&s.totp_issuer)
-                .bind(s.totp_time_step)
-                .bind(s.totp_code_length)
-                .bind(s.totp_skew)
-                .bind(&s.settings)
+            bind_settable!(sqlx::query_scalar::<_, i64>(sql).bind(&s.sid).bind(&s.account_sid), s)
                 .bind(s.date_created)
                 .bind(s.date_updated)
                 .fetch_one(pool)
@@ -51,27 +58,25 @@ impl Store {
         })
     }
 
-    pub async fn update_service(&self, s: &ServiceRow) -> Result<(), sqlx::Error> {
+    /// Writes an update of a Service, only if the row still holds `old`'s values, so that
+    /// concurrent updates never overwrite each other. False when it changed meanwhile (read it
+    /// again and reapply) or is gone.
+    pub async fn update_service(&self, old: &ServiceRow, new: &ServiceRow) -> Result<bool, sqlx::Error> {
+        // $2…$10 the new values, $11…$19 the old ones, $20 date_updated.
         let sql = "UPDATE services SET friendly_name = $2, push_include_date = $3, \
             push_apn_credential_sid = $4, push_fcm_credential_sid = $5, totp_issuer = $6, \
             totp_time_step = $7, totp_code_length = $8, totp_skew = $9, settings = $10, \
-            date_updated = $11 WHERE id = $1";
+            date_updated = $20 WHERE id = $1 AND friendly_name = $11 AND push_include_date = $12 \
+            AND push_apn_credential_sid IS NOT DISTINCT FROM $13 \
+            AND push_fcm_credential_sid IS NOT DISTINCT FROM $14 AND totp_issuer IS NOT DISTINCT FROM $15 \
+            AND totp_time_step IS NOT DISTINCT FROM $16 AND totp_code_length IS NOT DISTINCT FROM $17 \
+            AND totp_skew IS NOT DISTINCT FROM $18 AND settings = $19";
         on_pool!(self, write, |pool| {
-            sqlx::query(sql)
-                .bind(s.id)
-                .bind(&s.friendly_name)
-                .bind(s.push_include_date)
-                .bind(&s.push_apn_credential_sid)
-                .bind(&s.push_fcm_credential_sid)
-                .bind(&s.totp_issuer)
-                .bind(s.totp_time_step)
-                .bind(s.totp_code_length)
-                .bind(s.totp_skew)
-                .bind(&s.settings)
-                .bind(s.date_updated)
-                .execute(pool)
-                .await
-                .map(|_| ())
+            let mut query = sqlx::query(sql).bind(old.id);
+            for s in [new, old] {
+                query = bind_settable!(query, s);
+            }
+            query.bind(new.date_updated).execute(pool).await.map(|r| r.rows_affected() > 0)
         })
     }
 

@@ -49,22 +49,31 @@ impl Store {
         })
     }
 
-    pub async fn update_webhook(&self, w: &WebhookRow) -> Result<(), sqlx::Error> {
+    /// Writes an update of a webhook, only if the row still holds `old`'s values, so that
+    /// concurrent updates never overwrite each other. False when it changed meanwhile (read it
+    /// again and reapply) or is gone.
+    pub async fn update_webhook(&self, old: &WebhookRow, new: &WebhookRow) -> Result<bool, sqlx::Error> {
         on_pool!(self, write, |pool| {
             sqlx::query(
                 "UPDATE webhooks SET friendly_name = $2, event_types = $3, webhook_url = $4, \
-                 status = $5, version = $6, date_updated = $7 WHERE id = $1",
+                 status = $5, version = $6, date_updated = $7 WHERE id = $1 AND friendly_name = $8 \
+                 AND event_types = $9 AND webhook_url = $10 AND status = $11 AND version = $12",
             )
-            .bind(w.id)
-            .bind(&w.friendly_name)
-            .bind(&w.event_types)
-            .bind(&w.webhook_url)
-            .bind(&w.status)
-            .bind(&w.version)
-            .bind(w.date_updated)
+            .bind(old.id)
+            .bind(&new.friendly_name)
+            .bind(&new.event_types)
+            .bind(&new.webhook_url)
+            .bind(&new.status)
+            .bind(&new.version)
+            .bind(new.date_updated)
+            .bind(&old.friendly_name)
+            .bind(&old.event_types)
+            .bind(&old.webhook_url)
+            .bind(&old.status)
+            .bind(&old.version)
             .execute(pool)
             .await
-            .map(|_| ())
+            .map(|r| r.rows_affected() > 0)
         })
     }
 
