@@ -3,8 +3,8 @@
 # the twilio-python venv and twilio-node packages (scripts/setup-helper-libs.sh), and starts
 # the local PostgreSQL when it is installed but stopped. Both database backends run in one pass.
 #
-#   scripts/test.sh            everything: formatting, lints, contract, a benchmark smoke run, unit
-#                              and e2e tests
+#   scripts/test.sh            everything: formatting, doc citations, lints, contract, a benchmark
+#                              smoke run, unit and e2e tests
 #   VERIFY_PUSH_TEST_POSTGRES=postgres://user@host:5432/db scripts/test.sh
 #                              use another PostgreSQL (each test makes a schema of its own)
 set -euo pipefail
@@ -34,6 +34,10 @@ VENV_PY=tests/helper-libs/python/.venv/bin/python
 
 step "Formatting"
 cargo fmt --all -- --check
+
+step "Doc citations resolve inside the repository (scripts/check-docs.py)"
+python3 scripts/check-docs.py --self-test
+python3 scripts/check-docs.py
 
 step "Lints (clippy -D warnings)"
 cargo clippy --workspace --all-targets --locked -- -D warnings

@@ -1,8 +1,10 @@
-//! The device: one method per call the Verify Push SDKs make (DEVICE-PROTOCOL.md §1.2).
+//! The device: one method per call the Verify Push SDKs make
+//! (docs/protocol/device-protocol.md#endpoints-the-sdks-call).
 //!
-//! Every call after enrolment is authenticated by a fresh factor JWT. When the server answers
-//! 401 with a `Date` header, the device learns the clock difference, keeps it, and retries once,
-//! exactly as the SDKs do (§4). Deleting counts 404, and a 401 on the retry, as success (§10).
+//! Every call after enrolment is authenticated by a fresh factor JWT. When the server answers 401
+//! with a `Date` header, the device learns the clock difference, keeps it, and retries once,
+//! exactly as the SDKs do (docs/protocol/device-protocol.md#clock-sync). Deleting counts 404, and a
+//! 401 on the retry, as success (docs/protocol/device-protocol.md#deleting-a-factor).
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -14,7 +16,7 @@ use crate::error::DeviceError;
 use crate::jwt;
 use crate::keystore::{KeyStore, Profile};
 
-/// A Factor as the SDKs read it (§2.3).
+/// A Factor as the SDKs read it (docs/protocol/device-protocol.md#factor-response).
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct Factor {
     pub sid: String,
@@ -25,8 +27,9 @@ pub struct Factor {
     pub date_created: String,
 }
 
-/// A Challenge as the SDKs read it (§6.1), with its full JSON and, for a fetched pending one, the
-/// fields to sign.
+/// A Challenge as the SDKs read it
+/// (docs/protocol/device-protocol.md#challenge-fields-the-sdks-read), with its full JSON and, for a
+/// fetched pending one, the fields to sign.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct Challenge {
     pub sid: String,
@@ -52,7 +55,7 @@ pub struct ChallengePage {
     pub previous_page_token: Option<String>,
 }
 
-/// The list call's parameters (§8).
+/// The list call's parameters (docs/protocol/device-protocol.md#listing-challenges).
 #[derive(Debug, Clone)]
 pub struct ListOptions {
     pub status: Option<String>,
@@ -202,8 +205,9 @@ impl Device {
         }
     }
 
-    /// Enrols: creates the push Factor with the backend's access token (§2), then verifies it
-    /// with a signature over its SID (§5). The profile is saved after each step.
+    /// Enrols: creates the push Factor with the backend's access token
+    /// (docs/protocol/device-protocol.md#enrolment), then verifies it with a signature over its SID
+    /// (docs/protocol/device-protocol.md#verifying-a-factor). The profile is saved after each step.
     pub async fn enroll(
         &mut self,
         access_token: &str,
@@ -251,7 +255,8 @@ impl Device {
         self.verify().await
     }
 
-    /// Verifies the Factor: `AuthPayload` = DER signature over its SID (§5).
+    /// Verifies the Factor: `AuthPayload` = DER signature over its SID
+    /// (docs/protocol/device-protocol.md#verifying-a-factor).
     pub async fn verify(&mut self) -> Result<Factor, DeviceError> {
         let sid = self.factor_sid()?.to_owned();
         let payload = jwt::factor_verification(&self.profile.signing_key()?, &sid);
@@ -263,7 +268,8 @@ impl Device {
         Ok(factor)
     }
 
-    /// Registers a new push token (§9): the SDKs resend name and config.
+    /// Registers a new push token (docs/protocol/device-protocol.md#updating-the-push-token): the
+    /// SDKs resend name and config.
     pub async fn update_push_token(&mut self, token: Option<&str>) -> Result<Factor, DeviceError> {
         let sid = self.factor_sid()?.to_owned();
         self.profile.push_token = token.filter(|t| !t.is_empty()).map(str::to_owned);
@@ -287,7 +293,7 @@ impl Device {
         Ok(factor)
     }
 
-    /// Deletes the Factor (§10) and forgets it.
+    /// Deletes the Factor (docs/protocol/device-protocol.md#deleting-a-factor) and forgets it.
     pub async fn unenroll(&mut self) -> Result<(), DeviceError> {
         let sid = self.factor_sid()?.to_owned();
         let url = format!("{}/Factors/{sid}", self.entity_url());
@@ -306,7 +312,7 @@ impl Device {
         Ok(())
     }
 
-    /// Lists this Factor's Challenges (§8).
+    /// Lists this Factor's Challenges (docs/protocol/device-protocol.md#listing-challenges).
     pub async fn challenges(&mut self, options: &ListOptions) -> Result<ChallengePage, DeviceError> {
         let sid = self.factor_sid()?.to_owned();
         let style = self.profile.style;
@@ -326,7 +332,8 @@ impl Device {
         parse_page(&expect_success(reply)?.body)
     }
 
-    /// Fetches one Challenge (§6), with the fields to sign when it is pending.
+    /// Fetches one Challenge (docs/protocol/device-protocol.md#fetching-a-challenge), with the
+    /// fields to sign when it is pending.
     pub async fn challenge(&mut self, challenge_sid: &str) -> Result<Challenge, DeviceError> {
         let url = format!("{}/Challenges/{challenge_sid}", self.entity_url());
         let (reply, _) = self.signed(Method::GET, &url, &[]).await?;
@@ -339,12 +346,13 @@ impl Device {
         Ok(challenge)
     }
 
-    /// Approves a pending Challenge (§7): fetch, sign, answer, re-read.
+    /// Approves a pending Challenge (docs/protocol/device-protocol.md#challenge-answer): fetch,
+    /// sign, answer, re-read.
     pub async fn approve(&mut self, challenge_sid: &str) -> Result<Challenge, DeviceError> {
         self.answer(challenge_sid, "approved").await
     }
 
-    /// Denies a pending Challenge (§7).
+    /// Denies a pending Challenge (docs/protocol/device-protocol.md#challenge-answer).
     pub async fn deny(&mut self, challenge_sid: &str) -> Result<Challenge, DeviceError> {
         self.answer(challenge_sid, "denied").await
     }
@@ -506,7 +514,7 @@ mod tests {
 
     #[test]
     fn page_tokens_are_read_from_paging_urls_like_the_sdks_do() {
-        // DEVICE-PROTOCOL.md §17.2 (iOS SDK test constants).
+        // docs/protocol/device-protocol.md#sdk-vectors (iOS SDK test constants).
         let url =
             "https://verify.twilio.com/Challenges?Page=1&PageToken=DNYC033ef13049d311c1d31a8cc4b16065e1&PageSize=2";
         assert_eq!(page_token_of(url).as_deref(), Some("DNYC033ef13049d311c1d31a8cc4b16065e1"));

@@ -1,4 +1,5 @@
-//! How each SDK encodes form bodies and query strings (DEVICE-PROTOCOL.md §1.4).
+//! How each SDK encodes form bodies and query strings
+//! (docs/protocol/device-protocol.md#form-encoding).
 //!
 //! - Android (`Uri.Builder.appendQueryParameter`): every character but `A-Za-z0-9_-!.~'()*` is
 //!   percent-encoded, pairs in a fixed order.

@@ -1,4 +1,7 @@
-//! What a device signs (DEVICE-PROTOCOL.md §3, §5, §7), byte-compatible with the SDKs.
+//! What a device signs, byte-compatible with the SDKs: the factor JWT
+//! (docs/protocol/device-protocol.md#factor-jwt), the verification payload
+//! (docs/protocol/device-protocol.md#verifying-a-factor) and the challenge answer
+//! (docs/protocol/device-protocol.md#challenge-answer).
 //!
 //! Android builds JSON with `org.json` (insertion order, `/` escaped as `\/`); iOS with
 //! `JSONSerialization` (no fixed key order). [`Style`] reproduces each, so a server that
@@ -111,7 +114,7 @@ mod tests {
     use p256::ecdsa::signature::Verifier;
     use p256::ecdsa::VerifyingKey;
 
-    // DEVICE-PROTOCOL.md §17.3: the SDKs' DER → JWS transcoding vector.
+    // docs/protocol/device-protocol.md#sdk-vectors: the SDKs' DER → JWS transcoding vector.
     const DER: &str = "MEQCIFtun9Ioo-W-juCG7sOl8PPPuozb8cspsUtpu2TxnzP_AiAi1VpFNTr2eK-VX3b1DLHy8rPm3MOpTvUH14hyNr0Gfg";
     const RAW: &str = "W26f0iij5b6O4Ibuw6Xw88-6jNvxyymxS2m7ZPGfM_8i1VpFNTr2eK-VX3b1DLHy8rPm3MOpTvUH14hyNr0Gfg";
 
@@ -124,7 +127,8 @@ mod tests {
     }
 
     fn worked_example_key() -> SigningKey {
-        // §17.4: d = SHA-256("verify-push-emulator-test-vector-1") mod n.
+        // docs/protocol/device-protocol.md#worked-example: d =
+        // SHA-256("verify-push-emulator-test-vector-1") mod n.
         let d: Vec<u8> = (0..32)
             .map(|i| {
                 u8::from_str_radix(

@@ -1,8 +1,9 @@
 //! verify-push-client: a Verify Push device you can script.
 //!
-//! It speaks the protocol of Twilio's official Android and iOS Verify SDKs (DEVICE-PROTOCOL.md),
-//! written from that protocol and not from this project's server, so it works against any base
-//! URL: this emulator, or Twilio's own `https://verify.twilio.com/v2/`.
+//! It speaks the protocol of Twilio's official Android and iOS Verify SDKs
+//! (docs/protocol/device-protocol.md), written from that protocol and not from this project's
+//! server, so it works against any base URL: this emulator, or Twilio's own
+//! `https://verify.twilio.com/v2/`.
 //!
 //! - [`keystore`]: P-256 device keys and enrolment state, one 0600 file per profile.
 //! - [`jwt`]: the per-request factor JWT, the challenge AuthPayload, DER ↔ r‖s.

@@ -3,7 +3,7 @@
 //! Every failure a client can see is an [`ApiError`]; its single `ResponseError` impl writes
 //! Twilio's legacy envelope `{code, message, more_info, status}` and nothing else. The helper
 //! libraries switch to their RFC 9457 exception class when a body carries `type` and `title`,
-//! so those keys must never appear (REST-API.md §2.4).
+//! so those keys must never appear (docs/protocol/rest-api.md#errors).
 
 use actix_web::http::{header, StatusCode};
 use actix_web::{HttpResponse, ResponseError};

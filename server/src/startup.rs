@@ -1,6 +1,7 @@
 //! Building and running the server: connect the store, put accounts and keys in place, bind,
-//! serve, sweep. [`Application::build`] binds first (port 0 works) and reports the port, so
-//! tests run real servers side by side.
+//! serve, and run the push and webhook workers and the sweeper beside it; on SIGTERM/SIGINT,
+//! drain open connections before stopping (`drain_on_signal`). [`Application::build`] binds first
+//! (port 0 works) and reports the port, so tests run real servers side by side.
 
 use std::net::TcpListener;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};

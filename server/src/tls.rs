@@ -1,8 +1,9 @@
-//! HTTPS. The stock Android SDK refuses plain HTTP (DEVICE-PROTOCOL.md §1.5), so the server can
-//! serve TLS (rustls) with a given certificate and key, or with a certificate it makes itself:
-//! `--tls-self-signed DIR` creates a local CA and a server certificate for the configured host
-//! names on first start, and reuses them after (the server certificate is renewed when the host
-//! names change or it nears expiry). Devices trust `DIR/ca.pem`.
+//! HTTPS. The stock Android SDK refuses plain HTTP
+//! (docs/protocol/device-protocol.md#https-on-android), so the server can serve TLS (rustls) with a
+//! given certificate and key, or with a certificate it makes itself: `--tls-self-signed DIR`
+//! creates a local CA and a server certificate for the configured host names on first start, and
+//! reuses them after (the server certificate is renewed when the host names change or it nears
+//! expiry). Devices trust `DIR/ca.pem`.
 
 use std::fs;
 use std::path::{Path, PathBuf};

@@ -3,10 +3,10 @@
 //! change them if it got through. Each cell has one exact answer:
 //!
 //! - 401 / 20003 for credentials that authenticate no one, and for device tokens outside their
-//!   Factor, identity and Service (docs/ARCHITECTURE.md, "Device authentication"; REST-API.md
-//!   §2.2);
+//!   Factor, identity and Service (docs/ARCHITECTURE.md, "Device authentication";
+//!   docs/protocol/rest-api.md#authentication);
 //! - 404 / 20404 for another account's valid credentials on the main account's resources: they
-//!   name nothing that account can see (REST-API.md §2.4 and §7.1 decision 2, `ApiError::NotFound`);
+//!   name nothing that account can see (docs/protocol/rest-api.md#errors, `ApiError::NotFound`);
 //! - 400 / 60200 where another account's own request names the main account's push credential;
 //! - the explicit exceptions in [`expected`], each with its reason.
 //!

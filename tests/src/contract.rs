@@ -65,7 +65,7 @@ fn openapi_yaml_shares_twilios_schemas_unchanged() {
 
 #[test]
 fn vendored_twilio_spec_is_the_recorded_version() {
-    // REST-API.md §0 records the sha256 of the copied spec: 976da0a4…f2da.
+    // docs/protocol/rest-api.md#sources records the sha256 of the copied spec: 976da0a4…f2da.
     let bytes = std::fs::read(root().join("reference/twilio-oai/twilio_verify_v2.json")).unwrap();
     let digest = verify_push_server::crypto::sha256(&bytes);
     let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();

@@ -1,8 +1,8 @@
 //! Header names on the wire. The SDKs look headers up by their exact names (`Date`,
-//! `Twilio-Verify-Signature-Fields`; DEVICE-PROTOCOL.md §1.5 observed plain map subscripts), so a
-//! case-sensitive header map on the device misses lowercase names. These tests read the raw
-//! response bytes, which no HTTP client library would show: every header line of representative
-//! responses, over HTTP/1.1 and over HTTPS.
+//! `Twilio-Verify-Signature-Fields`; docs/protocol/device-protocol.md#response-headers: plain map
+//! subscripts), so a case-sensitive header map on the device misses lowercase names. These tests
+//! read the raw response bytes, which no HTTP client library would show: every header line of
+//! representative responses, over HTTP/1.1 and over HTTPS.
 
 use std::sync::Arc;
 

@@ -2,12 +2,13 @@
 //! cannot forget to check.
 //!
 //! [`AccountAuth`]: HTTP Basic with an Account SID + auth token, or an API key SID + secret
-//! (REST-API.md §2.2). [`Caller`]: that, or a device — `token:<factor JWT>` signed with one of
-//! its factor keys, or `token:<access token>` while enrolling (DEVICE-PROTOCOL.md §1.3, §3).
-//! Anything else — no header, another scheme, bad base64, an unknown SID or `kid`, a wrong
-//! secret, a bad signature, a token outside the clock window — is 401 / 20003 with a JSON body
-//! (and, as on every response, a `Date` header the SDKs re-sync their clocks from), with no hint
-//! of which part was wrong.
+//! (docs/protocol/rest-api.md#authentication). [`Caller`]: that, or a device — `token:<factor JWT>`
+//! signed with one of its factor keys, or `token:<access token>` while enrolling
+//! (docs/protocol/device-protocol.md#request-headers, docs/protocol/device-protocol.md#factor-jwt).
+//! Anything else — no header, another scheme, bad base64, an unknown SID or `kid`, a wrong secret,
+//! a bad signature, a token outside the clock window — is 401 / 20003 with a JSON body (and, as on
+//! every response, a `Date` header the SDKs re-sync their clocks from), with no hint of which part
+//! was wrong.
 
 use std::future::Future;
 use std::pin::Pin;

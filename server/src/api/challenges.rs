@@ -1,6 +1,6 @@
 //! `/v2/Services/{ServiceSid}/Entities/{Identity}/Challenges`: CreateChallenge (backends),
 //! ListChallenge and FetchChallenge (backends and devices), UpdateChallenge (the device's signed
-//! answer, DEVICE-PROTOCOL.md §7).
+//! answer, docs/protocol/device-protocol.md#challenge-answer).
 //!
 //! A pending Challenge is fetched with `Twilio-Verify-Signature-Fields`, the immutable fields the
 //! device must sign; its answer is an ES256 JWS whose payload repeats those fields (deep-equal to
@@ -177,7 +177,8 @@ pub async fn create_challenge(
 }
 
 /// The fields a device signs: immutable ones only, never `status` or `date_updated`
-/// (REST-API.md §7.1, decision 8). Sent without spaces, on one header line.
+/// (docs/protocol/device-protocol.md#signature-fields-header). Sent without spaces, on one header
+/// line.
 pub const SIGNATURE_FIELDS: [&str; 11] = [
     "sid",
     "account_sid",

@@ -2,8 +2,8 @@
 //! FetchFactor, UpdateFactor (which also verifies with `AuthPayload`), DeleteFactor.
 //!
 //! Push Factors: the device's P-256 key is validated on creation; verification is a DER ECDSA
-//! signature over the Factor SID (DEVICE-PROTOCOL.md §5). Creating a Factor for a new identity
-//! creates its Entity. `binding` appears only in the creation response.
+//! signature over the Factor SID (docs/protocol/device-protocol.md#verifying-a-factor). Creating a
+//! Factor for a new identity creates its Entity. `binding` appears only in the creation response.
 
 use actix_web::{web, HttpResponse};
 use serde::Serialize;

@@ -1,12 +1,13 @@
 //! Twilio form decoding, for bodies and query strings alike.
 //!
 //! Twilio's API takes `application/x-www-form-urlencoded` with dotted PascalCase names
-//! (`Push.IncludeDate`) and repeated keys for arrays (`Details.Fields=…&Details.Fields=…`),
-//! which serde_urlencoded cannot collect. Both SDK encodings must decode (DEVICE-PROTOCOL.md
-//! §1.4): Android percent-encodes everything, iOS leaves `=` and `/` raw inside values, so each
-//! pair is split at its *first* `=`. Unlike `form_urlencoded::parse`, decoding is strict: a bad
-//! `%XX` escape or a byte sequence that is not UTF-8 is an error, never a silent U+FFFD, and so is
-//! U+0000 in a name or value (PostgreSQL cannot store it in text; SQLite could, so both refuse it).
+//! (`Push.IncludeDate`) and repeated keys for arrays (`Details.Fields=…&Details.Fields=…`), which
+//! serde_urlencoded cannot collect. Both SDK encodings must decode
+//! (docs/protocol/device-protocol.md#form-encoding): Android percent-encodes everything, iOS leaves
+//! `=` and `/` raw inside values, so each pair is split at its *first* `=`. Unlike
+//! `form_urlencoded::parse`, decoding is strict: a bad `%XX` escape or a byte sequence that is not
+//! UTF-8 is an error, never a silent U+FFFD, and so is U+0000 in a name or value (PostgreSQL cannot
+//! store it in text; SQLite could, so both refuse it).
 
 use std::future::Future;
 use std::pin::Pin;

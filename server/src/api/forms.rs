@@ -1,6 +1,6 @@
 //! `GET /v2/Forms/{FormType}` (FetchForm): JSON Schema documents describing the push forms.
-//! Twilio's example bodies are empty (REST-API.md §3.8); these describe what this server
-//! actually accepts, so they are true for it.
+//! Twilio's example bodies are empty (docs/protocol/rest-api.md#forms); these describe what this
+//! server actually accepts, so they are true for it.
 
 use actix_web::{web, HttpResponse};
 use serde::{Deserialize, Serialize};

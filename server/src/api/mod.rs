@@ -1,4 +1,5 @@
-//! HTTP only: one file per Twilio resource, the auth extractor, form decoding and paging.
+//! HTTP only: one file per Twilio resource (and `emulator.rs`, `health.rs` for the routes of
+//! this server's own), the auth extractors, form decoding, paging and URLs.
 //!
 //! The route table below is the single place routes are declared: it registers the handlers
 //! and is exported as [`ROUTES`], which a test compares with `openapi.yaml`.

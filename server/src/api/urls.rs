@@ -1,5 +1,6 @@
 //! Absolute URLs of resources, built from the configured public base URL. The helper libraries
-//! follow `meta.next_page_url` verbatim, so these must point at this server (REST-API.md §2.5).
+//! follow `meta.next_page_url` verbatim, so these must point at this server
+//! (docs/protocol/rest-api.md#paging).
 
 /// The public base URL, without a trailing slash.
 #[derive(Debug, Clone)]

@@ -1,9 +1,10 @@
 //! Enrollment access tokens: compact JWE, `alg: dir`, `enc: A256GCM`.
 //!
-//! The mobile SDKs treat the token as opaque (DEVICE-PROTOCOL.md §14.1); only this server reads
-//! it back, when a device creates its Factor. The claims bind the token to one account, Service,
-//! identity and factor type, with an expiry. The 256-bit key comes from configuration or is
-//! generated once and stored in the database, so every instance shares it.
+//! The mobile SDKs treat the token as opaque (docs/protocol/device-protocol.md#access-tokens); only
+//! this server reads it back, when a device creates its Factor. The claims bind the token to one
+//! account, Service, identity and factor type, with an expiry. The 256-bit key comes from
+//! configuration, else a key file, else (PostgreSQL) the database (`crate::keys`), so every
+//! instance on one database shares it.
 
 use ring::aead::{Aad, LessSafeKey, Nonce, UnboundKey, AES_256_GCM};
 use serde::{Deserialize, Serialize};

@@ -1,4 +1,5 @@
-//! The JWTs a device signs with its factor key (DEVICE-PROTOCOL.md §3, §7):
+//! The JWTs a device signs with its factor key (docs/protocol/device-protocol.md#factor-jwt,
+//! docs/protocol/device-protocol.md#challenge-answer):
 //!
 //! - the per-request **factor JWT**, sent as the Basic password with username `token`:
 //!   header `{cty: "twilio-pba;v=1", kid: <credential_sid>, typ: "JWT", alg: "ES256"}`, claims
@@ -130,7 +131,7 @@ impl<'a> FactorJwt<'a> {
 mod tests {
     use super::*;
 
-    // DEVICE-PROTOCOL.md §17.4: the self-generated worked example.
+    // docs/protocol/device-protocol.md#worked-example: the self-generated worked example.
     const PUBLIC_KEY: &str = "MFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAE9VJ17/I+WA77JSlFU1UTmeAXLC0/fCMUe7TWiH1xdZ2BqGwXU3hUk1KbC+L22/oIEk/km0LnU6+etBIQsm6HHw==";
     const AUTH_JWT: &str = "eyJjdHkiOiJ0d2lsaW8tcGJhO3Y9MSIsImtpZCI6IkNSMDAwMDAwMDAwMDAwMDAwMDAwMDAwMDAwMDAwMDAwMDEiLCJ0eXAiOiJKV1QiLCJhbGciOiJFUzI1NiJ9.eyJzdWIiOiJBQzAwMDAwMDAwMDAwMDAwMDAwMDAwMDAwMDAwMDAwMDAxIiwiZXhwIjoxNzAwMDAwNjAwLCJuYmYiOjE3MDAwMDAwMDB9.pTa4xijKmA9tf48nH_2_nAEZvgSZd-m-2Mi0_NfEw2uNMWeijMmVPpV-8T57vwBYHwv5K_dG12LRJKivoWiPrA";
     const CHALLENGE_JWS: &str = "eyJ0eXAiOiJKV1QiLCJhbGciOiJFUzI1NiJ9.eyJzaWQiOiJZQzAwMDAwMDAwMDAwMDAwMDAwMDAwMDAwMDAwMDAwMDAxIiwiZmFjdG9yX3NpZCI6IllGMDAwMDAwMDAwMDAwMDAwMDAwMDAwMDAwMDAwMDAwMDEiLCJkZXRhaWxzIjp7Im1lc3NhZ2UiOiJMb2dpbj8iLCJkYXRlIjoiMjAyMy0xMS0xNFQyMjoxMzoyMFoiLCJmaWVsZHMiOlt7ImxhYmVsIjoiSVAiLCJ2YWx1ZSI6IjEwLjAuMC4xIn1dfSwiaGlkZGVuX2RldGFpbHMiOnsiaXAiOiIxMC4wLjAuMSJ9LCJleHBpcmF0aW9uX2RhdGUiOiIyMDIzLTExLTE0VDIyOjE4OjIwWiIsImRhdGVfY3JlYXRlZCI6IjIwMjMtMTEtMTRUMjI6MTM6MjBaIiwic3RhdHVzIjoiYXBwcm92ZWQifQ.YbJFCnkzWpzOd8cvb6Mk6w52ekbWVZ3kASql95k24YwtlyBGw5ZDG4mxQUaY7KAEPXDVUs0UKEJpx9Dhi2SlmQ";

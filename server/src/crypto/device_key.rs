@@ -1,5 +1,5 @@
-//! Device public keys: P-256 in X.509 SubjectPublicKeyInfo DER, base64 (DEVICE-PROTOCOL.md §2.1),
-//! and ECDSA signature checks with them.
+//! Device public keys: P-256 in X.509 SubjectPublicKeyInfo DER, base64
+//! (docs/protocol/device-protocol.md#public-key), and ECDSA signature checks with them.
 
 use p256::elliptic_curve::sec1::ToEncodedPoint;
 use p256::pkcs8::DecodePublicKey;

@@ -1,5 +1,7 @@
-//! Cryptography of the server: enrollment access tokens (JWE) and device keys.
-//! Everything here is pure functions over bytes; nothing logs secrets.
+//! Cryptography of the server: enrollment access tokens (JWE, [`access_token`]), device keys and
+//! the JWTs devices sign with them ([`device_key`], [`device_jwt`]), encryption of stored secrets
+//! ([`secretbox`]), and the helpers below (base64, SHA-256, constant-time comparison of secrets).
+//! No I/O: functions over bytes (and, to seal, random nonces); nothing logs secrets.
 
 pub mod access_token;
 #[cfg(test)]

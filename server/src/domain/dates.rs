@@ -1,5 +1,6 @@
 //! Twilio's date format. Responses carry exactly `YYYY-MM-DDTHH:MM:SSZ`: twilio-python and the
-//! mobile SDKs parse only that form (REST-API.md §2.3, DEVICE-PROTOCOL.md §1.6).
+//! mobile SDKs parse only that form (docs/protocol/rest-api.md#responses-and-dates,
+//! docs/protocol/device-protocol.md#dates).
 
 use time::format_description::well_known::Rfc3339;
 use time::macros::format_description;

@@ -1,4 +1,4 @@
-//! Validation rules and documented limits (REST-API.md §6).
+//! Validation rules and documented limits (docs/protocol/rest-api.md#limits).
 
 use serde_json::{Map, Value};
 

@@ -1,4 +1,4 @@
-//! Twilio SIDs: a two-letter prefix and 32 hex digits (REST-API.md §0.1).
+//! Twilio SIDs: a two-letter prefix and 32 hex digits (docs/protocol/rest-api.md#sid-prefixes).
 
 use ring::rand::{SecureRandom, SystemRandom};
 

@@ -1,5 +1,5 @@
-//! Push delivery (DEVICE-PROTOCOL.md §13): what a Challenge's push says, where it goes, and the
-//! outbox that sends it.
+//! Push delivery (docs/protocol/push-payloads.md): what a Challenge's push says, where it goes, and
+//! the outbox that sends it.
 //!
 //! Creating a Challenge (or a Notification) stores the push in the same transaction. With a
 //! credential for the factor's platform on the Service, the [`worker`] sends it — APNs over

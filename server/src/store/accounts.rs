@@ -1,8 +1,8 @@
 //! Accounts (`AC…` + auth token) and their API keys (`SK…` + secret).
 //!
 //! An account's auth token is kept as given: webhook signatures are HMACs keyed with it
-//! (REST-API.md §4). API key secrets are only needed for comparison, so only their SHA-256 is
-//! stored.
+//! (docs/protocol/webhooks.md#signature). API key secrets are only needed for comparison, so only
+//! their SHA-256 is stored.
 
 use super::{bind_args, on_pool, Arg, Sql, Store};
 

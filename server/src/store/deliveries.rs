@@ -1,6 +1,9 @@
-//! Webhook deliveries. An event is recorded by [`record_event!`] inside the transaction of the
-//! change that causes it: one delivery per enabled webhook of the Service whose `EventTypes`
-//! match (`*` matches all). Workers claim them with a lease, in order per (webhook, factor).
+//! Webhook deliveries. An event ([`NewEvent`]) is recorded inside the transaction of the change
+//! that causes it, by one `INSERT … SELECT` (`NewEvent::insert`): one delivery per enabled
+//! webhook of the Service whose `EventTypes` match (`*` matches all). Most changes send that
+//! statement as part of their `Script` (`script.rs`); Factor creation, which runs its own
+//! transaction, uses [`record_event!`]. Workers claim deliveries with a lease, in order per
+//! (webhook, factor); a lapsed lease is taken back by `Store::reclaim_lapsed` (`outbox.rs`).
 
 use std::collections::HashMap;
 

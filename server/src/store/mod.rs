@@ -2,9 +2,14 @@
 //!
 //! Two backends behind one [`Store`], chosen by the database URL's scheme: SQLite (the embedded
 //! default) and PostgreSQL. The SQL is portable (`$N` placeholders, `RETURNING`, `ON CONFLICT`),
-//! so each query is written once; [`on_pool!`] expands a query body once per backend. SQLite
-//! gets a single-connection writer pool and a reader pool, so writers never fight over the
-//! lock and readers never wait for a writer (WAL).
+//! so each query is written once; [`on_pool!`] expands a query body once per backend.
+//!
+//! SQLite (WAL) runs without sqlx's pool: [`sqlite::Connections`] lends one writer connection,
+//! a set of read-only readers and a checkpointer connection (an in-memory database has a single
+//! connection for everything). Writes never fight over SQLite's lock and reads never wait for
+//! them. Multi-statement writes go to the writer as `Script`s (`script.rs`) through one queue
+//! that commits whatever waits together (group commit). PostgreSQL uses one sqlx pool for reads
+//! and writes.
 //!
 //! Every listable table has an integer `id` that grows with insertion; lists page by keyset on
 //! it ([`Window`]), so page 500 costs what page 1 costs.

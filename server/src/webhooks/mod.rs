@@ -1,4 +1,4 @@
-//! Webhook events (REST-API.md §4, decision 7.1.1): what each event carries, how it is signed,
+//! Webhook events (docs/protocol/webhooks.md): what each event carries, how it is signed,
 //! and the worker that delivers it.
 //!
 //! Events: `factor.created`, `factor.verified`, `factor.deleted`, `challenge.approved`,

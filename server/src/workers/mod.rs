@@ -1,4 +1,5 @@
-//! Background work of the server.
+//! Background work of the server: the [`sweeper`], and what the two outbox workers
+//! (`push::worker`, `webhooks::worker`) share: taking back lapsed claims and the retry backoff.
 
 pub mod sweeper;
 

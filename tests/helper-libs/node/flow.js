@@ -2,9 +2,9 @@
 /*
  * End-to-end flow through the official twilio-node helper library.
  *
- * Drives a running verify-push-emulator exactly as an unchanged backend would:
- * the real `twilio` package (package-lock.json), with only the Verify domain's
- * base URL pointed at the emulator (REST-API.md §2.6 (a)).
+ * Drives a running verify-push-emulator exactly as an unchanged backend would: the real `twilio`
+ * package (package-lock.json), with only the Verify domain's base URL pointed at the emulator
+ * (docs/protocol/rest-api.md#pointing-the-helper-libraries-at-the-emulator).
  *
  * Run:  node tests/helper-libs/node/flow.js
  *
@@ -623,7 +623,8 @@ async function otherAccountFlow(c, env) {
 
 async function main() {
   const env = loadEnv();
-  // Region/edge settings would rewrite the emulator's host name (REST-API.md §2.6).
+  // Region/edge settings would rewrite the emulator's host name
+  // (docs/protocol/rest-api.md#pointing-the-helper-libraries-at-the-emulator).
   delete process.env.TWILIO_REGION;
   delete process.env.TWILIO_EDGE;
   const client = makeClient(env, env.TWILIO_ACCOUNT_SID, env.TWILIO_AUTH_TOKEN);

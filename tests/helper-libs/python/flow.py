@@ -2,7 +2,8 @@
 
 Drives a running verify-push-emulator exactly as an unchanged backend would:
 the real `twilio` package (pinned in requirements.txt), with only the Verify
-domain's base URL pointed at the emulator (REST-API.md §2.6 (a)).
+domain's base URL pointed at the emulator
+(docs/protocol/rest-api.md#pointing-the-helper-libraries-at-the-emulator).
 
 Run:  tests/helper-libs/python/.venv/bin/python tests/helper-libs/python/flow.py
 
@@ -664,7 +665,8 @@ def other_account_flow(c, env):
 
 def main():
     env = load_env()
-    # Region/edge settings would rewrite the emulator's host name (REST-API.md §2.6).
+    # Region/edge settings would rewrite the emulator's host name
+    # (docs/protocol/rest-api.md#pointing-the-helper-libraries-at-the-emulator).
     for name in ("TWILIO_REGION", "TWILIO_EDGE"):
         os.environ.pop(name, None)
     client = make_client(env, env["TWILIO_ACCOUNT_SID"], env["TWILIO_AUTH_TOKEN"])
