@@ -1,5 +1,5 @@
 # Builds the verify-push-server binary and runs it on a slim base.
-FROM rust:1-bookworm AS build
+FROM rust:1.95-bookworm AS build
 WORKDIR /src
 COPY . .
 RUN cargo build --release --locked -p verify-push-server

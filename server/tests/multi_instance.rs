@@ -145,7 +145,7 @@ async fn round(http: &reqwest::Client, urls: &[String], factors: &[Factor], seq:
         let form = [("FactorSid", factor.sid.as_str()), ("Details.Message", "multi")];
         let (created, _) = call(http, Method::POST, &challenges, &form).await;
         let sid = created["sid"].as_str().unwrap().to_owned();
-        let approved = k % 3 != 0;
+        let approved = !k.is_multiple_of(3);
         if approved {
             approve(http, &format!("{answer}{}/Challenges/{sid}", factor.entity), &factor.key).await;
             for other in urls.iter().filter(|u| *u != answer) {
