@@ -51,13 +51,33 @@ fn names(list: &str) -> BTreeSet<String> {
     list.split(',').map(|c| c.trim().to_owned()).collect()
 }
 
-/// A fresh database URL (a SQLite file in its own folder, or a PostgreSQL schema) and its
-/// clean-up.
-async fn fresh(postgres: bool) -> anyhow::Result<(String, Option<String>)> {
+/// What a fresh database leaves to remove.
+enum Fresh {
+    Folder(std::path::PathBuf),
+    /// (the server's URL, the schema)
+    Schema(String, String),
+}
+
+impl Fresh {
+    async fn remove(self) -> anyhow::Result<()> {
+        match self {
+            Fresh::Folder(dir) => std::fs::remove_dir_all(dir)?,
+            Fresh::Schema(base, schema) => {
+                let mut conn = PgConnection::connect(&base).await?;
+                sqlx::raw_sql(&format!("DROP SCHEMA {schema} CASCADE")).execute(&mut conn).await?;
+                conn.close().await?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A fresh database URL: a SQLite file in its own folder, or a PostgreSQL schema.
+async fn fresh(postgres: bool) -> anyhow::Result<(String, Fresh)> {
     if !postgres {
         let dir = std::env::temp_dir().join(format!("verify-push-bench-prefill-{}", crate::ids::hex(6)));
         std::fs::create_dir_all(&dir)?;
-        return Ok((format!("sqlite://{}", dir.join("prefill.db").display()), Some(dir.display().to_string())));
+        return Ok((format!("sqlite://{}", dir.join("prefill.db").display()), Fresh::Folder(dir)));
     }
     let base = std::env::var("VERIFY_PUSH_TEST_POSTGRES")
         .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_owned());
@@ -66,7 +86,7 @@ async fn fresh(postgres: bool) -> anyhow::Result<(String, Option<String>)> {
     sqlx::raw_sql(&format!("CREATE SCHEMA {schema}")).execute(&mut conn).await?;
     conn.close().await?;
     let sep = if base.contains('?') { '&' } else { '?' };
-    Ok((format!("{base}{sep}options=-c%20search_path%3D{schema}"), None))
+    Ok((format!("{base}{sep}options=-c%20search_path%3D{schema}"), Fresh::Schema(base, schema)))
 }
 
 /// GET `path` as the account; the JSON object of a 200.
@@ -83,7 +103,7 @@ fn text<'a>(v: &'a Value, key: &str) -> &'a str {
 }
 
 async fn prefill_fits_the_migrations_and_reads_back(postgres: bool) -> anyhow::Result<()> {
-    let (url, dir) = fresh(postgres).await?;
+    let (url, database) = fresh(postgres).await?;
     let mut args = ServeArgs::defaults();
     args.bind = "127.0.0.1:0".into();
     args.database.database_url = url.clone();
@@ -163,10 +183,7 @@ async fn prefill_fits_the_migrations_and_reads_back(postgres: bool) -> anyhow::R
     assert!(path.ends_with(text(&fetched, "sid")) && fetched["hidden_details"].is_object(), "{fetched}");
 
     handle.stop(false).await;
-    if let Some(dir) = dir {
-        std::fs::remove_dir_all(dir).ok();
-    }
-    Ok(())
+    database.remove().await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
