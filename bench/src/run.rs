@@ -82,7 +82,7 @@ pub async fn run(plan: &Plan, out: &mut Out) -> anyhow::Result<(Vec<Row>, Durati
             (None, ServerPlan::Start { .. }) => bail!("no server"),
         };
         let facts = target.process.as_ref().map(|p| ServerFacts { startup: p.startup, idle_rss_kb: p.idle_rss_kb });
-        let outcome = run_group(plan, &group, &target, &plan.account_sid, &plan.auth_token, &tag, facts, out).await;
+        let outcome = run_group(plan, &group, &target, &tag, facts, out).await;
         if let Some(process) = target.process.as_mut() {
             if outcome.is_err() {
                 eprintln!("server log (last lines):\n{}", process.log_tail());
@@ -94,18 +94,15 @@ pub async fn run(plan: &Plan, out: &mut Out) -> anyhow::Result<(Vec<Row>, Durati
     Ok((rows, started.elapsed()))
 }
 
-#[allow(clippy::too_many_arguments)]
 async fn run_group(
     plan: &Plan,
     group: &[Scenario],
     target: &UnderTest,
-    account_sid: &str,
-    auth_token: &str,
     tag: &str,
     facts: Option<ServerFacts>,
     out: &mut Out,
 ) -> anyhow::Result<Vec<Row>> {
-    let backend = Backend::new(&target.base_url, target.addr, account_sid, auth_token)?;
+    let backend = Backend::new(&target.base_url, target.addr, &plan.account_sid, &plan.auth_token)?;
     let t = Instant::now();
     let service_sid = backend.create_service(&format!("bench {tag}")).await?;
     let sink = match plan.webhook {
