@@ -10,11 +10,11 @@ use serde::{Deserialize, Serialize};
 use super::auth::AccountAuth;
 use super::entities::ServiceScope;
 use super::form::Form;
-use super::{service_of, AppState, State};
+use super::{path_sid, service_of, AppState, Missing, State};
 use crate::crypto::access_token::AccessTokenClaims;
 use crate::domain::dates;
 use crate::domain::rules::{is_valid_identity, ACCESS_TOKEN_DEFAULT_TTL, ACCESS_TOKEN_TTL, FACTOR_FRIENDLY_NAME_MAX};
-use crate::domain::sid::SidKind;
+use crate::domain::sid::AccessTokenSid;
 use crate::error::{ApiError, ApiResult};
 use crate::store::tokens::AccessTokenRow;
 
@@ -86,7 +86,7 @@ pub async fn create_access_token(
             .ok_or_else(|| bad("Ttl must be an integer between 60 and 300"))?,
     };
     let now = state.clock.now();
-    let sid = SidKind::AccessToken.generate();
+    let sid: String = AccessTokenSid::generate().into();
     let claims = AccessTokenClaims {
         jti: sid.clone(),
         account_sid: service.account_sid.clone(),
@@ -120,10 +120,8 @@ pub async fn fetch_access_token(
     path: web::Path<AccessTokenPath>,
 ) -> ApiResult<HttpResponse> {
     let service = service_of(&state, &auth.account_sid, &path.service_sid).await?;
-    let not_found = || ApiError::NotFound(format!("/v2/Services/{}/AccessTokens/{}", service.sid, path.sid));
-    if !SidKind::AccessToken.matches(&path.sid) {
-        return Err(not_found());
-    }
-    let row = state.store.access_token(service.id, &path.sid).await?.ok_or_else(not_found)?;
+    let missing = Missing::AccessToken { service: &service.sid, sid: &path.sid };
+    let sid: AccessTokenSid = path_sid(&path.sid, missing)?;
+    let row = state.store.access_token(service.id, &sid).await?.ok_or_else(|| ApiError::from(missing))?;
     Ok(HttpResponse::Ok().json(render(&state, &row)))
 }

@@ -15,7 +15,7 @@ use super::auth::{AccountAuth, Caller};
 use super::entities::{EntityItemPath, EntityScope};
 use super::form::{Form, Query};
 use super::paging::{list_response, PageRequest};
-use super::{entity_of, json_or_null, service_of, AppState, State};
+use super::{entity_of, json_or_null, param_sid, path_sid, service_of, AppState, Missing, State};
 use crate::crypto::device_jwt::{Jws, MAX_TOKEN_LEN};
 use crate::crypto::device_key::DeviceKey;
 use crate::domain::dates;
@@ -23,7 +23,7 @@ use crate::domain::rules::{
     challenge_status, details_field, string_map, CHALLENGE_DEFAULT_TTL, CHALLENGE_MAX_TTL, DETAILS_FIELDS_MAX,
     DETAILS_MESSAGE_MAX, JSON_TEXT_MAX,
 };
-use crate::domain::sid::SidKind;
+use crate::domain::sid::{ChallengeSid, FactorSid, ServiceSid};
 use crate::error::{ApiError, ApiResult};
 use crate::store::challenges::{ChallengeFilter, ChallengeRow};
 use crate::store::factors::FactorRow;
@@ -88,15 +88,12 @@ pub async fn create_challenge(
     Form(p): Form,
 ) -> ApiResult<HttpResponse> {
     let service = service_of(&state, &auth.account_sid, &path.service_sid).await?;
-    let factor_sid = p.required("FactorSid")?;
-    if !SidKind::Factor.matches(factor_sid) {
-        return Err(ApiError::invalid("FactorSid", "must be a YF… SID"));
-    }
+    let factor_sid: FactorSid = param_sid("FactorSid", p.required("FactorSid")?)?;
     let factor_not_found =
-        || ApiError::NotFound(format!("/v2/Services/{}/Entities/{}/Factors/{factor_sid}", service.sid, path.identity));
+        || ApiError::from(Missing::Factor { service: &service.sid, identity: &path.identity, sid: &factor_sid });
     let factor = state
         .store
-        .factor(&auth.account_sid, &service.sid, &path.identity, factor_sid)
+        .factor(&auth.account_sid, &service.sid, &path.identity, &factor_sid)
         .await?
         .ok_or_else(factor_not_found)?;
     if factor.status != "verified" {
@@ -143,7 +140,7 @@ pub async fn create_challenge(
     details.insert("fields".into(), Value::Array(fields));
     let mut challenge = ChallengeRow {
         id: 0,
-        sid: SidKind::Challenge.generate(),
+        sid: ChallengeSid::generate().into(),
         entity_id: factor.entity_id,
         factor_id: factor.id,
         account_sid: factor.account_sid.clone(),
@@ -196,20 +193,14 @@ const SIGNATURE_FIELDS_HEADER: &str = "Twilio-Verify-Signature-Fields";
 /// The Challenge a backend, or the device of its Factor, names in the path.
 async fn challenge_for(state: &AppState, caller: &Caller, path: &EntityItemPath) -> ApiResult<ChallengeRow> {
     let account_sid = caller.signed_scope(&path.service_sid, &path.identity)?;
-    let not_found = || {
-        ApiError::NotFound(format!(
-            "/v2/Services/{}/Entities/{}/Challenges/{}",
-            path.service_sid, path.identity, path.sid
-        ))
-    };
-    if !SidKind::Challenge.matches(&path.sid) || !SidKind::Service.matches(&path.service_sid) {
-        return Err(not_found());
-    }
+    let missing = path.challenge();
+    let sid: ChallengeSid = path_sid(&path.sid, missing)?;
+    let service_sid: ServiceSid = path_sid(&path.service_sid, missing)?;
     let challenge = state
         .store
-        .challenge(account_sid, &path.service_sid, &path.identity, &path.sid)
+        .challenge(account_sid, &service_sid, &path.identity, &sid)
         .await?
-        .ok_or_else(not_found)?;
+        .ok_or_else(|| ApiError::from(missing))?;
     if caller.device_factor().is_some_and(|own| own.sid != challenge.factor_sid) {
         return Err(ApiError::Unauthenticated);
     }
@@ -258,10 +249,7 @@ pub async fn update_challenge(
         None => {
             state.store.factor(&c.account_sid, &c.service_sid, &c.identity, &c.factor_sid).await?.ok_or_else(|| {
                 // Deleted since the Challenge was read, taking the Challenge with it.
-                ApiError::NotFound(format!(
-                    "/v2/Services/{}/Entities/{}/Challenges/{}",
-                    path.service_sid, path.identity, path.sid
-                ))
+                ApiError::from(path.challenge())
             })?
         }
     };
@@ -344,15 +332,13 @@ pub async fn list_challenge(
     let mut filters = Vec::new();
     let mut filter = ChallengeFilter::default();
     let own = device.map(|f| f.sid.as_str());
-    if let Some(factor_sid) = q.get("FactorSid").or(own) {
-        if !SidKind::Factor.matches(factor_sid) {
-            return Err(ApiError::invalid("FactorSid", "must be a YF… SID"));
-        }
-        if own.is_some_and(|own| own != factor_sid) {
+    if let Some(raw) = q.get("FactorSid").or(own) {
+        let factor_sid: FactorSid = param_sid("FactorSid", raw)?;
+        if own.is_some_and(|own| factor_sid != *own) {
             return Err(ApiError::Unauthenticated);
         }
-        filter.factor_sid = Some(factor_sid.to_owned());
-        filters.push(("FactorSid", factor_sid.to_owned()));
+        filters.push(("FactorSid", factor_sid.to_string()));
+        filter.factor_sid = Some(factor_sid.into());
     }
     if let Some(status) = q.one_of("Status", &["pending", "expired", "approved", "denied"])? {
         filter.status = Some(status);

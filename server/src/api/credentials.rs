@@ -13,9 +13,9 @@ use serde::{Deserialize, Serialize};
 use super::auth::AccountAuth;
 use super::form::{Form, Params, Query};
 use super::paging::{list_response, PageRequest};
-use super::{AppState, State};
+use super::{path_sid, AppState, Missing, State};
 use crate::domain::dates;
-use crate::domain::sid::SidKind;
+use crate::domain::sid::CredentialSid;
 use crate::error::{ApiError, ApiResult};
 use crate::push::secrets::Secret;
 use crate::store::credentials::CredentialRow;
@@ -104,7 +104,7 @@ pub async fn create_credential(auth: AccountAuth, state: State, Form(p): Form) -
     let now = state.clock.now();
     let mut row = CredentialRow {
         id: 0,
-        sid: SidKind::Credential.generate(),
+        sid: CredentialSid::generate().into(),
         account_sid: auth.account_sid,
         friendly_name: p.text("FriendlyName", 64)?.map(str::to_owned),
         r#type: kind.to_owned(),
@@ -118,11 +118,8 @@ pub async fn create_credential(auth: AccountAuth, state: State, Form(p): Form) -
 }
 
 async fn credential_of(state: &AppState, account_sid: &str, sid: &str) -> ApiResult<CredentialRow> {
-    let not_found = || ApiError::NotFound(format!("/v1/Credentials/{sid}"));
-    if !SidKind::Credential.matches(sid) {
-        return Err(not_found());
-    }
-    state.store.credential(account_sid, sid).await?.ok_or_else(not_found)
+    let parsed: CredentialSid = path_sid(sid, Missing::Credential(sid))?;
+    state.store.credential(account_sid, &parsed).await?.ok_or_else(|| Missing::Credential(sid).into())
 }
 
 pub async fn fetch_credential(

@@ -13,7 +13,7 @@ use super::auth::{AccountAuth, Caller};
 use super::entities::{identity_param, EntityItemPath, EntityScope};
 use super::form::{Form, Params, Query};
 use super::paging::{list_response, PageRequest};
-use super::{entity_of, json_or_null, service_of, AppState, State};
+use super::{entity_of, json_or_null, path_sid, service_of, AppState, Missing, State};
 use crate::config::RateLimits;
 use crate::crypto::b64_decode;
 use crate::crypto::device_key::DeviceKey;
@@ -22,7 +22,7 @@ use crate::domain::rules::{
     string_map, APP_ID_MAX, FACTOR_FRIENDLY_NAME_MAX, JSON_TEXT_MAX, MAX_FACTORS_PER_ENTITY_PER_DAY,
     MAX_PUSH_FACTORS_PER_ENTITY, NOTIFICATION_TOKEN_LEN,
 };
-use crate::domain::sid::SidKind;
+use crate::domain::sid::{CredentialSid, EntitySid, FactorSid, ServiceSid};
 use crate::error::{ApiError, ApiResult};
 use crate::store::entities::EntityRow;
 use crate::store::factors::{FactorCreated, FactorLimits, FactorRow};
@@ -142,11 +142,11 @@ pub async fn create_push_factor(
         "app_id": app_id,
         "notification_platform": platform,
         "notification_token": token,
-        "credential_sid": SidKind::Credential.generate(),
+        "credential_sid": CredentialSid::generate(),
     });
     let entity = EntityRow {
         id: 0,
-        sid: SidKind::Entity.generate(),
+        sid: EntitySid::generate().into(),
         service_id: service.id,
         account_sid: service.account_sid.clone(),
         service_sid: service.sid.clone(),
@@ -156,7 +156,7 @@ pub async fn create_push_factor(
     };
     let factor = FactorRow {
         id: 0,
-        sid: SidKind::Factor.generate(),
+        sid: FactorSid::generate().into(),
         entity_id: 0,
         account_sid: service.account_sid.clone(),
         service_sid: service.sid.clone(),
@@ -181,9 +181,7 @@ pub async fn create_push_factor(
     let created = match state.store.create_factor(&entity, factor, limits, &event).await {
         Ok(created) => created,
         // The Service was deleted meanwhile.
-        Err(e) if is_foreign_key_violation(&e) => {
-            return Err(ApiError::NotFound(format!("/v2/Services/{}", service.sid)))
-        }
+        Err(e) if is_foreign_key_violation(&e) => return Err(Missing::Service(&service.sid).into()),
         Err(e) => return Err(e.into()),
     };
     match created {
@@ -217,13 +215,10 @@ pub async fn create_new_factor(
 }
 
 async fn factor_of(state: &AppState, account_sid: &str, path: &EntityItemPath) -> ApiResult<FactorRow> {
-    let not_found = || {
-        ApiError::NotFound(format!("/v2/Services/{}/Entities/{}/Factors/{}", path.service_sid, path.identity, path.sid))
-    };
-    if !SidKind::Factor.matches(&path.sid) || !SidKind::Service.matches(&path.service_sid) {
-        return Err(not_found());
-    }
-    state.store.factor(account_sid, &path.service_sid, &path.identity, &path.sid).await?.ok_or_else(not_found)
+    let missing = path.factor();
+    let sid: FactorSid = path_sid(&path.sid, missing)?;
+    let service_sid: ServiceSid = path_sid(&path.service_sid, missing)?;
+    state.store.factor(account_sid, &service_sid, &path.identity, &sid).await?.ok_or_else(|| missing.into())
 }
 
 /// The Factor a backend or its own device names in the path.

@@ -7,12 +7,12 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
 use super::auth::AccountAuth;
-use super::State;
+use super::{Missing, State};
 use crate::domain::rules::{
     APP_ID_MAX, DETAILS_FIELDS_MAX, DETAILS_MESSAGE_MAX, FACTOR_FRIENDLY_NAME_MAX, FIELD_LABEL_MAX, FIELD_VALUE_MAX,
     JSON_TEXT_MAX,
 };
-use crate::error::{ApiError, ApiResult};
+use crate::error::ApiResult;
 
 #[derive(Deserialize)]
 pub struct FormPath {
@@ -81,7 +81,7 @@ fn push_forms() -> Value {
 
 pub async fn fetch_form(_auth: AccountAuth, state: State, path: web::Path<FormPath>) -> ApiResult<HttpResponse> {
     if path.form_type != "form-push" {
-        return Err(ApiError::NotFound(format!("/v2/Forms/{}", path.form_type)));
+        return Err(Missing::Form(&path.form_type).into());
     }
     Ok(HttpResponse::Ok().json(FormBody {
         form_type: "form-push",

@@ -8,10 +8,10 @@ use super::auth::AccountAuth;
 use super::entities::ServiceScope;
 use super::form::{Form, Params, Query};
 use super::paging::{list_response, PageRequest};
-use super::{service_of, AppState, State};
+use super::{path_sid, service_of, AppState, Missing, State};
 use crate::domain::dates;
 use crate::domain::rules::{is_http_url, WEBHOOK_EVENT_TYPES};
-use crate::domain::sid::SidKind;
+use crate::domain::sid::WebhookSid;
 use crate::error::{ApiError, ApiResult};
 use crate::store::webhooks::WebhookRow;
 
@@ -109,7 +109,7 @@ pub async fn create_webhook(
     let now = state.clock.now();
     let mut webhook = WebhookRow {
         id: 0,
-        sid: SidKind::Webhook.generate(),
+        sid: WebhookSid::generate().into(),
         service_id: service.id,
         account_sid: service.account_sid,
         service_sid: service.sid,
@@ -129,11 +129,9 @@ pub async fn create_webhook(
 
 async fn webhook_of(state: &AppState, account_sid: &str, path: &WebhookPath) -> ApiResult<WebhookRow> {
     let service = service_of(state, account_sid, &path.service_sid).await?;
-    let not_found = || ApiError::NotFound(format!("/v2/Services/{}/Webhooks/{}", path.service_sid, path.sid));
-    if !SidKind::Webhook.matches(&path.sid) {
-        return Err(not_found());
-    }
-    state.store.webhook(service.id, &path.sid).await?.ok_or_else(not_found)
+    let missing = Missing::Webhook { service: &path.service_sid, sid: &path.sid };
+    let sid: WebhookSid = path_sid(&path.sid, missing)?;
+    state.store.webhook(service.id, &sid).await?.ok_or_else(|| missing.into())
 }
 
 pub async fn fetch_webhook(auth: AccountAuth, state: State, path: web::Path<WebhookPath>) -> ApiResult<HttpResponse> {
