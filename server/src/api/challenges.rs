@@ -20,10 +20,11 @@ use crate::crypto::device_jwt::{Jws, MAX_TOKEN_LEN};
 use crate::crypto::device_key::DeviceKey;
 use crate::domain::dates;
 use crate::domain::rules::{
-    challenge_status, details_field, string_map, CHALLENGE_DEFAULT_TTL, CHALLENGE_MAX_TTL, DETAILS_FIELDS_MAX,
-    DETAILS_MESSAGE_MAX, JSON_TEXT_MAX,
+    details_field, string_map, CHALLENGE_DEFAULT_TTL, CHALLENGE_MAX_TTL, DETAILS_FIELDS_MAX, DETAILS_MESSAGE_MAX,
+    JSON_TEXT_MAX,
 };
 use crate::domain::sid::{ChallengeSid, FactorSid, ServiceSid};
+use crate::domain::status::{ChallengeStatus, FactorStatus};
 use crate::error::{ApiError, ApiResult};
 use crate::store::challenges::{ChallengeFilter, ChallengeRow};
 use crate::store::factors::FactorRow;
@@ -41,7 +42,7 @@ pub struct ChallengeBody {
     date_updated: String,
     date_responded: Option<String>,
     expiration_date: String,
-    status: String,
+    status: ChallengeStatus,
     responded_reason: String,
     details: Value,
     hidden_details: Value,
@@ -70,7 +71,7 @@ pub fn render(state: &AppState, c: &ChallengeRow, now: i64) -> ChallengeBody {
         date_updated: dates::format(c.date_updated),
         date_responded: dates::format_opt(c.date_responded),
         expiration_date: dates::format(c.expiration_date),
-        status: challenge_status(&c.status, c.expiration_date, now).to_owned(),
+        status: c.status.at(c.expiration_date, now),
         responded_reason: c.responded_reason.clone(),
         details: json_or_null(Some(&c.details)),
         hidden_details: json_or_null(c.hidden_details.as_deref()),
@@ -96,7 +97,7 @@ pub async fn create_challenge(
         .factor(&auth.account_sid, &service.sid, &path.identity, &factor_sid)
         .await?
         .ok_or_else(factor_not_found)?;
-    if factor.status != "verified" {
+    if factor.status != FactorStatus::Verified {
         return Err(ApiError::FactorUnverified);
     }
     if p.has("AuthPayload") {
@@ -149,7 +150,7 @@ pub async fn create_challenge(
         identity: factor.identity.clone(),
         factor_sid: factor.sid.clone(),
         factor_type: factor.factor_type.clone(),
-        status: "pending".to_owned(),
+        status: ChallengeStatus::Pending,
         responded_reason: "none".to_owned(),
         details: Value::Object(details).to_string(),
         hidden_details,
@@ -211,7 +212,7 @@ async fn challenge_for(state: &AppState, caller: &Caller, path: &EntityItemPath)
 fn challenge_response(state: &AppState, challenge: &ChallengeRow, now: i64) -> HttpResponse {
     let body = render(state, challenge, now);
     let mut response = HttpResponse::Ok();
-    if body.status == "pending" {
+    if body.status == ChallengeStatus::Pending {
         response.insert_header((SIGNATURE_FIELDS_HEADER, SIGNATURE_FIELDS.join(",")));
     }
     response.json(body)
@@ -253,13 +254,13 @@ pub async fn update_challenge(
             })?
         }
     };
-    if factor.status != "verified" {
+    if factor.status != FactorStatus::Verified {
         return Err(ApiError::FactorUnverified);
     }
     let now = state.clock.now();
     check_answerable(&challenge, now)?;
     let status = verified_answer(&state, &challenge, &factor, payload, now)?;
-    let kind = if status == "approved" { "challenge.approved" } else { "challenge.denied" };
+    let kind = if status == ChallengeStatus::Approved { "challenge.approved" } else { "challenge.denied" };
     let event = crate::webhooks::challenge_event(kind, &factor, &challenge, metadata.as_deref(), &state.webhooks, now);
     if !state.store.respond_challenge(challenge.id, status, metadata.as_deref(), now, &event).await? {
         // Answered or expired between the read and the write.
@@ -270,7 +271,7 @@ pub async fn update_challenge(
     state.webhook_wake.notify_one();
     // The row as the conditional UPDATE left it (no re-read: it matched, so these are its values).
     let mut updated = challenge;
-    updated.status = status.to_owned();
+    updated.status = status;
     updated.metadata = metadata.or(updated.metadata);
     updated.date_responded = Some(now);
     updated.date_updated = now;
@@ -278,9 +279,9 @@ pub async fn update_challenge(
 }
 
 fn check_answerable(challenge: &ChallengeRow, now: i64) -> ApiResult<()> {
-    match challenge_status(&challenge.status, challenge.expiration_date, now) {
-        "pending" => Ok(()),
-        "expired" => Err(ApiError::ChallengeExpired),
+    match challenge.status.at(challenge.expiration_date, now) {
+        ChallengeStatus::Pending => Ok(()),
+        ChallengeStatus::Expired => Err(ApiError::ChallengeExpired),
         _ => Err(ApiError::ChallengeResponded),
     }
 }
@@ -292,14 +293,13 @@ fn verified_answer(
     factor: &FactorRow,
     payload: &str,
     now: i64,
-) -> ApiResult<&'static str> {
+) -> ApiResult<ChallengeStatus> {
     let jws = Jws::parse(payload).map_err(|_| ApiError::ChallengeVerificationFailed)?;
     let key = DeviceKey::from_spki_base64(&factor.binding_public_key)
         .ok_or_else(|| ApiError::Internal(anyhow::anyhow!("stored key of {} does not parse", factor.sid)))?;
     jws.verify(&key).map_err(|_| ApiError::ChallengeVerificationFailed)?;
-    let status = match jws.payload.get("status").and_then(serde_json::Value::as_str) {
-        Some("approved") => "approved",
-        Some("denied") => "denied",
+    let status = match jws.payload.get("status").and_then(serde_json::Value::as_str).map(str::parse) {
+        Some(Ok(status @ (ChallengeStatus::Approved | ChallengeStatus::Denied))) => status,
         _ => return Err(ApiError::ChallengeVerificationFailed),
     };
     let stored = serde_json::to_value(render(state, challenge, now)).map_err(anyhow::Error::from)?;
@@ -340,9 +340,9 @@ pub async fn list_challenge(
         filters.push(("FactorSid", factor_sid.to_string()));
         filter.factor_sid = Some(factor_sid.into());
     }
-    if let Some(status) = q.one_of("Status", &["pending", "expired", "approved", "denied"])? {
+    if let Some(status) = q.word::<ChallengeStatus>("Status")? {
         filter.status = Some(status);
-        filters.push(("Status", status.to_owned()));
+        filters.push(("Status", status.to_string()));
     }
     let descending = match q.one_of("Order", &["asc", "desc"])? {
         Some(order) => {

@@ -23,6 +23,7 @@ use crate::domain::rules::{
     MAX_PUSH_FACTORS_PER_ENTITY, NOTIFICATION_TOKEN_LEN,
 };
 use crate::domain::sid::{CredentialSid, EntitySid, FactorSid, ServiceSid};
+use crate::domain::status::FactorStatus;
 use crate::error::{ApiError, ApiResult};
 use crate::store::entities::EntityRow;
 use crate::store::factors::{FactorCreated, FactorLimits, FactorRow};
@@ -40,7 +41,7 @@ struct FactorBody {
     date_created: String,
     date_updated: String,
     friendly_name: String,
-    status: String,
+    status: FactorStatus,
     factor_type: String,
     config: Value,
     metadata: Value,
@@ -66,7 +67,7 @@ fn render(state: &AppState, f: &FactorRow) -> FactorBody {
         date_created: dates::format(f.date_created),
         date_updated: dates::format(f.date_updated),
         friendly_name: f.friendly_name.clone(),
-        status: f.status.clone(),
+        status: f.status,
         factor_type: f.factor_type.clone(),
         config: json_or_null(Some(&f.config)),
         metadata: json_or_null(f.metadata.as_deref()),
@@ -164,7 +165,7 @@ pub async fn create_push_factor(
         identity: identity.to_owned(),
         friendly_name: friendly_name.to_owned(),
         factor_type: "push".to_owned(),
-        status: "unverified".to_owned(),
+        status: FactorStatus::Unverified,
         binding_alg: "ES256".to_owned(),
         binding_public_key: public_key.to_owned(),
         credential_sid: config["credential_sid"].as_str().unwrap_or_default().to_owned(),
@@ -247,7 +248,7 @@ pub fn apply_factor_update(factor: &mut FactorRow, p: &Params, now: i64) -> ApiR
         if !verified {
             return Err(ApiError::FactorVerificationFailed);
         }
-        factor.status = "verified".to_owned();
+        factor.status = FactorStatus::Verified;
     }
     if let Some(name) = p.text("FriendlyName", FACTOR_FRIENDLY_NAME_MAX)? {
         factor.friendly_name = name.to_owned();
@@ -284,7 +285,7 @@ pub async fn update_factor(
     loop {
         let mut factor = current.clone();
         apply_factor_update(&mut factor, &p, now)?;
-        let event = (current.status != "verified" && factor.status == "verified")
+        let event = (current.status != FactorStatus::Verified && factor.status == FactorStatus::Verified)
             .then(|| webhooks::factor_event("factor.verified", &factor, &state.webhooks, now));
         if state.store.update_factor(&current, &factor, event.as_ref()).await? {
             if event.is_some() {

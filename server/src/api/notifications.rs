@@ -10,8 +10,8 @@ use super::auth::AccountAuth;
 use super::form::Form;
 use super::{path_sid, service_of, Missing, State};
 use crate::domain::dates;
-use crate::domain::rules::challenge_status;
 use crate::domain::sid::ChallengeSid;
+use crate::domain::status::ChallengeStatus;
 use crate::error::{ApiError, ApiResult};
 use crate::push::{challenge_push, Resend};
 use crate::store::is_foreign_key_violation;
@@ -60,9 +60,9 @@ pub async fn create_notification(
         .await?
         .ok_or_else(not_found)?;
     let now = state.clock.now();
-    match challenge_status(&challenge.status, challenge.expiration_date, now) {
-        "pending" => {}
-        "expired" => return Err(ApiError::ChallengeExpired),
+    match challenge.status.at(challenge.expiration_date, now) {
+        ChallengeStatus::Pending => {}
+        ChallengeStatus::Expired => return Err(ApiError::ChallengeExpired),
         _ => return Err(ApiError::ChallengeResponded),
     }
     let factor = state

@@ -3,6 +3,7 @@
 pub mod dates;
 pub mod rules;
 pub mod sid;
+pub mod status;
 
 #[cfg(test)]
 mod sid_props;

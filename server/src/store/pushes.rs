@@ -119,7 +119,7 @@ impl Store {
                 Arg::text(&c.identity),
                 Arg::text(&c.factor_sid),
                 Arg::text(&c.factor_type),
-                Arg::text(&c.status),
+                Arg::text(c.status.as_str()),
                 Arg::text(&c.responded_reason),
                 Arg::text(&c.details),
                 Arg::opt_text(c.hidden_details.as_deref()),
