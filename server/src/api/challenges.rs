@@ -24,7 +24,7 @@ use crate::domain::rules::{
     JSON_TEXT_MAX,
 };
 use crate::domain::sid::{ChallengeSid, FactorSid, ServiceSid};
-use crate::domain::status::{ChallengeStatus, FactorStatus};
+use crate::domain::status::{ChallengeStatus, FactorStatus, PushStatus};
 use crate::error::{ApiError, ApiResult};
 use crate::store::challenges::{ChallengeFilter, ChallengeRow};
 use crate::store::factors::FactorRow;
@@ -168,7 +168,7 @@ pub async fn create_challenge(
         Err(e) if is_foreign_key_violation(&e) => return Err(factor_not_found()),
         Err(e) => return Err(e.into()),
     };
-    if push.is_some_and(|p| p.status == "queued") {
+    if push.is_some_and(|p| p.status == PushStatus::Queued) {
         state.push_wake.notify_one();
     }
     Ok(HttpResponse::Created().json(render(&state, &challenge, now)))

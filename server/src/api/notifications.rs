@@ -11,7 +11,7 @@ use super::form::Form;
 use super::{path_sid, service_of, Missing, State};
 use crate::domain::dates;
 use crate::domain::sid::ChallengeSid;
-use crate::domain::status::ChallengeStatus;
+use crate::domain::status::{ChallengeStatus, PushStatus};
 use crate::error::{ApiError, ApiResult};
 use crate::push::{challenge_push, Resend};
 use crate::store::is_foreign_key_violation;
@@ -93,7 +93,7 @@ pub async fn create_notification(
         Err(e) if is_foreign_key_violation(&e) => return Err(not_found()),
         Err(e) => return Err(e.into()),
     }
-    if push.status == "queued" {
+    if push.status == PushStatus::Queued {
         state.push_wake.notify_one();
     }
     Ok(HttpResponse::Created().json(NotificationBody {

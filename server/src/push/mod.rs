@@ -12,6 +12,7 @@ pub mod fcm;
 pub mod secrets;
 pub mod worker;
 
+use crate::domain::status::PushStatus;
 use std::time::Duration;
 
 use serde_json::{json, Map, Value};
@@ -125,7 +126,7 @@ pub fn challenge_push(
         topic,
         payload,
         expires_at,
-        status: if recorded { "recorded" } else { "queued" }.to_owned(),
+        status: if recorded { PushStatus::Recorded } else { PushStatus::Queued },
         attempts: 0,
         max_attempts: if resend.is_some_and(|r| r.ttl == 0) { 1 } else { settings.max_attempts },
         next_attempt_at: now,

@@ -5,6 +5,7 @@ use super::challenges::ChallengeRow;
 use super::outbox::{Logged, Outbox};
 use super::script::Script;
 use super::{on_pool, Arg, Backend, Page, Sql, Store, Window};
+use crate::domain::status::PushStatus;
 
 #[derive(Debug, Clone, sqlx::FromRow, serde::Serialize)]
 pub struct PushRow {
@@ -25,7 +26,8 @@ pub struct PushRow {
     /// The exact JSON body sent (APNs) or the `message` object (FCM).
     pub payload: String,
     pub expires_at: i64,
-    pub status: String,
+    #[sqlx(try_from = "String")]
+    pub status: PushStatus,
     pub attempts: i64,
     pub max_attempts: i64,
     pub next_attempt_at: i64,
@@ -86,7 +88,7 @@ fn push_args(p: &PushRow) -> [Arg; 19] {
         Arg::text(&p.topic),
         Arg::text(&p.payload),
         Arg::Int(p.expires_at),
-        Arg::text(&p.status),
+        Arg::text(p.status.as_str()),
         Arg::Int(p.attempts),
         Arg::Int(p.max_attempts),
         Arg::Int(p.next_attempt_at),
@@ -212,8 +214,9 @@ pub(crate) fn claim_sql(backend: Backend) -> String {
         Backend::Postgres => " FOR UPDATE SKIP LOCKED",
         Backend::Sqlite => "",
     };
+    let (sending, queued, retrying) = (PushStatus::Sending.sql(), PushStatus::Queued.sql(), PushStatus::Retrying.sql());
     format!(
-        "UPDATE pushes SET status = 'sending', lease_until = $2, date_updated = $1 WHERE id IN (SELECT id FROM pushes \
-         WHERE status IN ('queued', 'retrying') AND next_attempt_at <= $1 LIMIT $3{lock}) RETURNING {COLUMNS}"
+        "UPDATE pushes SET status = {sending}, lease_until = $2, date_updated = $1 WHERE id IN (SELECT id FROM pushes \
+         WHERE status IN ({queued}, {retrying}) AND next_attempt_at <= $1 LIMIT $3{lock}) RETURNING {COLUMNS}"
     )
 }
