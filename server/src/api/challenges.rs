@@ -24,7 +24,7 @@ use crate::domain::rules::{
     JSON_TEXT_MAX,
 };
 use crate::domain::sid::{ChallengeSid, FactorSid, ServiceSid};
-use crate::domain::status::{ChallengeStatus, FactorStatus, PushStatus};
+use crate::domain::status::{ChallengeStatus, FactorStatus, FactorType, PushStatus};
 use crate::error::{ApiError, ApiResult};
 use crate::store::challenges::{ChallengeFilter, ChallengeRow};
 use crate::store::factors::FactorRow;
@@ -47,7 +47,7 @@ pub struct ChallengeBody {
     details: Value,
     hidden_details: Value,
     metadata: Value,
-    factor_type: String,
+    factor_type: FactorType,
     url: String,
     links: ChallengeLinks,
 }
@@ -76,7 +76,7 @@ pub fn render(state: &AppState, c: &ChallengeRow, now: i64) -> ChallengeBody {
         details: json_or_null(Some(&c.details)),
         hidden_details: json_or_null(c.hidden_details.as_deref()),
         metadata: json_or_null(c.metadata.as_deref()),
-        factor_type: c.factor_type.clone(),
+        factor_type: c.factor_type,
         links: ChallengeLinks { notifications: format!("{url}/Notifications") },
         url,
     }
@@ -149,7 +149,7 @@ pub async fn create_challenge(
         entity_sid: factor.entity_sid.clone(),
         identity: factor.identity.clone(),
         factor_sid: factor.sid.clone(),
-        factor_type: factor.factor_type.clone(),
+        factor_type: factor.factor_type,
         status: ChallengeStatus::Pending,
         responded_reason: "none".to_owned(),
         details: Value::Object(details).to_string(),

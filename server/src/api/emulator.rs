@@ -15,7 +15,7 @@ use super::form::Query;
 use super::paging::{list_response, PageRequest};
 use super::State;
 use crate::domain::dates;
-use crate::domain::status::{AttemptResult, DeliveryStatus, PushStatus};
+use crate::domain::status::{AttemptResult, DeliveryStatus, NotificationPlatform, PushStatus};
 use crate::error::ApiResult;
 use crate::push::apns_headers;
 use crate::store::deliveries::DeliveryFilter;
@@ -30,7 +30,7 @@ struct PushBody<'a> {
     factor_sid: &'a str,
     challenge_sid: &'a str,
     notification_sid: Option<&'a str>,
-    platform: &'a str,
+    platform: NotificationPlatform,
     /// `send` with a credential, `record` without one.
     mode: &'static str,
     credential_sid: Option<&'a str>,
@@ -75,7 +75,7 @@ fn attempt_bodies(attempts: &[AttemptRow]) -> Vec<AttemptBody<'_>> {
 
 fn render(logged: &Logged<PushRow>) -> PushBody<'_> {
     let p = &logged.row;
-    let headers = if p.platform == "apn" {
+    let headers = if p.platform == NotificationPlatform::Apn {
         apns_headers(p).into_iter().map(|(k, v)| (k.to_owned(), v.into())).collect()
     } else {
         serde_json::Map::new()
@@ -88,7 +88,7 @@ fn render(logged: &Logged<PushRow>) -> PushBody<'_> {
         factor_sid: &p.factor_sid,
         challenge_sid: &p.challenge_sid,
         notification_sid: p.notification_sid.as_deref(),
-        platform: &p.platform,
+        platform: p.platform,
         mode: if p.credential_sid.is_some() { "send" } else { "record" },
         credential_sid: p.credential_sid.as_deref(),
         target: &p.target,

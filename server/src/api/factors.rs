@@ -23,7 +23,7 @@ use crate::domain::rules::{
     MAX_PUSH_FACTORS_PER_ENTITY, NOTIFICATION_TOKEN_LEN,
 };
 use crate::domain::sid::{CredentialSid, EntitySid, FactorSid, ServiceSid};
-use crate::domain::status::FactorStatus;
+use crate::domain::status::{FactorStatus, FactorType, NotificationPlatform};
 use crate::error::{ApiError, ApiResult};
 use crate::store::entities::EntityRow;
 use crate::store::factors::{FactorCreated, FactorLimits, FactorRow};
@@ -42,7 +42,7 @@ struct FactorBody {
     date_updated: String,
     friendly_name: String,
     status: FactorStatus,
-    factor_type: String,
+    factor_type: FactorType,
     config: Value,
     metadata: Value,
     url: String,
@@ -68,7 +68,7 @@ fn render(state: &AppState, f: &FactorRow) -> FactorBody {
         date_updated: dates::format(f.date_updated),
         friendly_name: f.friendly_name.clone(),
         status: f.status,
-        factor_type: f.factor_type.clone(),
+        factor_type: f.factor_type,
         config: json_or_null(Some(&f.config)),
         metadata: json_or_null(f.metadata.as_deref()),
         url: state.urls.entity_child(&f.service_sid, &f.identity, &format!("Factors/{}", f.sid)),
@@ -105,12 +105,12 @@ pub async fn create_push_factor(
     identity_param(identity)?;
     let friendly_name = p.required("FriendlyName")?;
     p.text("FriendlyName", FACTOR_FRIENDLY_NAME_MAX)?;
-    match p.required("FactorType")? {
-        "push" => {}
-        "totp" | "passkeys" => {
+    match p.required("FactorType")?.parse() {
+        Ok(FactorType::Push) => {}
+        Ok(FactorType::Totp | FactorType::Passkeys) => {
             return Err(ApiError::invalid("FactorType", "only `push` Factors are supported by this emulator"))
         }
-        _ => return Err(ApiError::invalid("FactorType", "must be one of: push, totp, passkeys")),
+        Err(_) => return Err(ApiError::invalid("FactorType", "must be one of: push, totp, passkeys")),
     }
     match p.get("Binding.Alg") {
         Some("ES256") => {}
@@ -130,10 +130,10 @@ pub async fn create_push_factor(
     let app_id = p.required("Config.AppId")?;
     p.text("Config.AppId", APP_ID_MAX)?;
     let platform = p
-        .one_of("Config.NotificationPlatform", &["apn", "fcm", "none"])?
+        .word::<NotificationPlatform>("Config.NotificationPlatform")?
         .ok_or(ApiError::MissingParameter("Config.NotificationPlatform"))?;
     let token = notification_token(p)?;
-    if platform != "none" && token.is_none() {
+    if platform != NotificationPlatform::None && token.is_none() {
         return Err(ApiError::MissingParameter("Config.NotificationToken"));
     }
     let metadata = metadata_param(p)?;
@@ -164,7 +164,7 @@ pub async fn create_push_factor(
         entity_sid: String::new(),
         identity: identity.to_owned(),
         friendly_name: friendly_name.to_owned(),
-        factor_type: "push".to_owned(),
+        factor_type: FactorType::Push,
         status: FactorStatus::Unverified,
         binding_alg: "ES256".to_owned(),
         binding_public_key: public_key.to_owned(),
@@ -260,11 +260,11 @@ pub fn apply_factor_update(factor: &mut FactorRow, p: &Params, now: i64) -> ApiR
     if let Some(version) = p.text("Config.SdkVersion", 64)? {
         config.insert("sdk_version".into(), Value::String(version.to_owned()));
     }
-    if let Some(platform) = p.one_of("Config.NotificationPlatform", &["apn", "fcm", "none"])? {
-        if platform != "none" && config.get("notification_token").is_none_or(Value::is_null) {
+    if let Some(platform) = p.word::<NotificationPlatform>("Config.NotificationPlatform")? {
+        if platform != NotificationPlatform::None && config.get("notification_token").is_none_or(Value::is_null) {
             return Err(ApiError::MissingParameter("Config.NotificationToken"));
         }
-        config.insert("notification_platform".into(), Value::String(platform.to_owned()));
+        config.insert("notification_platform".into(), Value::String(platform.to_string()));
     }
     factor.config = Value::Object(config).to_string();
     factor.date_updated = now;

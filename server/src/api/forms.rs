@@ -12,6 +12,7 @@ use crate::domain::rules::{
     APP_ID_MAX, DETAILS_FIELDS_MAX, DETAILS_MESSAGE_MAX, FACTOR_FRIENDLY_NAME_MAX, FIELD_LABEL_MAX, FIELD_VALUE_MAX,
     JSON_TEXT_MAX,
 };
+use crate::domain::status::{FactorType, NotificationPlatform};
 use crate::error::ApiResult;
 
 #[derive(Deserialize)]
@@ -38,12 +39,12 @@ fn push_forms() -> Value {
                          "Config.AppId", "Config.NotificationPlatform"],
             "properties": {
                 "FriendlyName": {"type": "string", "maxLength": FACTOR_FRIENDLY_NAME_MAX},
-                "FactorType": {"const": "push"},
+                "FactorType": {"const": FactorType::Push},
                 "Binding.Alg": {"const": "ES256"},
                 "Binding.PublicKey": {"type": "string", "description": "base64 P-256 SubjectPublicKeyInfo DER"},
                 "Config.SdkVersion": {"type": "string"},
                 "Config.AppId": {"type": "string", "maxLength": APP_ID_MAX},
-                "Config.NotificationPlatform": {"enum": ["apn", "fcm", "none"]},
+                "Config.NotificationPlatform": {"enum": NotificationPlatform::NAMES},
                 "Config.NotificationToken": {"type": "string", "minLength": 32, "maxLength": 255},
                 "Metadata": {"type": "string", "maxLength": JSON_TEXT_MAX,
                              "description": "stringified JSON object of string values"}
@@ -86,7 +87,7 @@ pub async fn fetch_form(_auth: AccountAuth, state: State, path: web::Path<FormPa
     Ok(HttpResponse::Ok().json(FormBody {
         form_type: "form-push",
         forms: push_forms(),
-        form_meta: json!({"binding_algorithms": ["ES256"], "notification_platforms": ["apn", "fcm", "none"]}),
+        form_meta: json!({"binding_algorithms": ["ES256"], "notification_platforms": NotificationPlatform::NAMES}),
         url: state.urls.absolute("/v2/Forms/form-push"),
     }))
 }

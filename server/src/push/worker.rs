@@ -2,7 +2,7 @@
 //! up again once it lapses), sends them, records every attempt, and reschedules transient
 //! failures with exponential backoff and jitter until `max_attempts` or the push expires.
 
-use crate::domain::status::{AttemptResult, PushStatus};
+use crate::domain::status::{AttemptResult, NotificationPlatform, PushStatus};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
@@ -71,8 +71,8 @@ impl Sender {
                 error: "the credential cannot be decrypted (wrong credentials key?)".into(),
             };
         };
-        match (push.platform.as_str(), &secret) {
-            ("apn", Secret::ApnToken { .. }) => {
+        match (push.platform, &secret) {
+            (NotificationPlatform::Apn, Secret::ApnToken { .. }) => {
                 let base = if credential.sandbox { &self.settings.apns_sandbox_url } else { &self.settings.apns_url };
                 let client = match self.client("", None) {
                     Ok(c) => c,
@@ -87,7 +87,7 @@ impl Sender {
                 }
                 delivery
             }
-            ("apn", Secret::ApnCertificate { certificate, private_key }) => {
+            (NotificationPlatform::Apn, Secret::ApnCertificate { certificate, private_key }) => {
                 let base = if credential.sandbox { &self.settings.apns_sandbox_url } else { &self.settings.apns_url };
                 let identity = format!("{certificate}\n{private_key}");
                 match self.client(&version, Some(identity.as_bytes())) {
@@ -95,7 +95,7 @@ impl Sender {
                     Err(d) => d,
                 }
             }
-            ("fcm", Secret::Fcm { service_account }) => {
+            (NotificationPlatform::Fcm, Secret::Fcm { service_account }) => {
                 let client = match self.client("", None) {
                     Ok(c) => c,
                     Err(d) => return d,

@@ -8,7 +8,7 @@ use super::script::Script;
 use super::{on_pool, Arg, Page, Sql, Store, Window};
 use std::sync::LazyLock;
 
-use crate::domain::status::ChallengeStatus;
+use crate::domain::status::{ChallengeStatus, FactorType};
 
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct ChallengeRow {
@@ -21,7 +21,8 @@ pub struct ChallengeRow {
     pub entity_sid: String,
     pub identity: String,
     pub factor_sid: String,
-    pub factor_type: String,
+    #[sqlx(try_from = "String")]
+    pub factor_type: FactorType,
     #[sqlx(try_from = "String")]
     pub status: ChallengeStatus,
     pub responded_reason: String,

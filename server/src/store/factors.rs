@@ -7,7 +7,7 @@ use super::entities::{count_entity_creation_args, EntityRow, COUNT_ENTITY_CREATI
 use super::script::Script;
 use super::{bind_args, is_check_violation, on_pool, Arg, Page, Sql, Store, Window};
 use crate::domain::rules::day_of;
-use crate::domain::status::FactorStatus;
+use crate::domain::status::{FactorStatus, FactorType};
 
 /// The sweeper's delete of a batch of stale unverified Factors.
 static DELETE_STALE: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
@@ -28,7 +28,8 @@ pub struct FactorRow {
     pub entity_sid: String,
     pub identity: String,
     pub friendly_name: String,
-    pub factor_type: String,
+    #[sqlx(try_from = "String")]
+    pub factor_type: FactorType,
     #[sqlx(try_from = "String")]
     pub status: FactorStatus,
     pub binding_alg: String,
@@ -135,7 +136,7 @@ impl Store {
                    (SELECT COUNT(*) FROM factors WHERE entity_id = $1 AND binding_public_key = $3)",
             )
             .bind(stored.id)
-            .bind(&factor.factor_type)
+            .bind(factor.factor_type.as_str())
             .bind(&factor.binding_public_key)
             .fetch_one(&mut *tx)
             .await?;
@@ -155,7 +156,7 @@ impl Store {
                 .bind(&factor.entity_sid)
                 .bind(&factor.identity)
                 .bind(&factor.friendly_name)
-                .bind(&factor.factor_type)
+                .bind(factor.factor_type.as_str())
                 .bind(factor.status.as_str())
                 .bind(&factor.binding_alg)
                 .bind(&factor.binding_public_key)

@@ -5,7 +5,7 @@ use super::challenges::ChallengeRow;
 use super::outbox::{Logged, Outbox};
 use super::script::Script;
 use super::{on_pool, Arg, Backend, Page, Sql, Store, Window};
-use crate::domain::status::PushStatus;
+use crate::domain::status::{NotificationPlatform, PushStatus};
 
 #[derive(Debug, Clone, sqlx::FromRow, serde::Serialize)]
 pub struct PushRow {
@@ -15,8 +15,8 @@ pub struct PushRow {
     pub factor_sid: String,
     pub challenge_sid: String,
     pub notification_sid: Option<String>,
-    /// `apn` or `fcm`.
-    pub platform: String,
+    #[sqlx(try_from = "String")]
+    pub platform: NotificationPlatform,
     /// The device token.
     pub target: String,
     /// The credential to send with; `None` in record mode.
@@ -82,7 +82,7 @@ fn push_args(p: &PushRow) -> [Arg; 19] {
         Arg::text(&p.factor_sid),
         Arg::text(&p.challenge_sid),
         Arg::opt_text(p.notification_sid.as_deref()),
-        Arg::text(&p.platform),
+        Arg::text(p.platform.as_str()),
         Arg::text(&p.target),
         Arg::opt_text(p.credential_sid.as_deref()),
         Arg::text(&p.topic),
@@ -120,7 +120,7 @@ impl Store {
                 Arg::text(&c.entity_sid),
                 Arg::text(&c.identity),
                 Arg::text(&c.factor_sid),
-                Arg::text(&c.factor_type),
+                Arg::text(c.factor_type.as_str()),
                 Arg::text(c.status.as_str()),
                 Arg::text(&c.responded_reason),
                 Arg::text(&c.details),
