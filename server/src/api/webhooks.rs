@@ -12,6 +12,7 @@ use super::{path_sid, service_of, AppState, Missing, State};
 use crate::domain::dates;
 use crate::domain::rules::{is_http_url, WEBHOOK_EVENT_TYPES};
 use crate::domain::sid::WebhookSid;
+use crate::domain::status::WebhookStatus;
 use crate::error::{ApiError, ApiResult};
 use crate::store::webhooks::WebhookRow;
 
@@ -33,7 +34,7 @@ struct WebhookBody {
     event_types: Vec<String>,
     webhook_method: String,
     webhook_url: String,
-    status: String,
+    status: WebhookStatus,
     version: String,
     date_created: String,
     date_updated: String,
@@ -49,7 +50,7 @@ fn render(state: &AppState, w: &WebhookRow) -> WebhookBody {
         event_types: w.event_types.split(',').filter(|e| !e.is_empty()).map(str::to_owned).collect(),
         webhook_method: w.webhook_method.clone(),
         webhook_url: w.webhook_url.clone(),
-        status: w.status.clone(),
+        status: w.status,
         version: w.version.clone(),
         date_created: dates::format(w.date_created),
         date_updated: dates::format(w.date_updated),
@@ -85,8 +86,8 @@ fn apply(w: &mut WebhookRow, p: &Params) -> ApiResult<()> {
         }
         w.webhook_url = url.to_owned();
     }
-    if let Some(status) = p.one_of("Status", &["enabled", "disabled"])? {
-        w.status = status.to_owned();
+    if let Some(status) = p.word::<WebhookStatus>("Status")? {
+        w.status = status;
     }
     if let Some(version) = p.one_of("Version", &["v1", "v2"])? {
         w.version = version.to_owned();
@@ -117,7 +118,7 @@ pub async fn create_webhook(
         event_types: String::new(),
         webhook_url: String::new(),
         webhook_method: "POST".to_owned(),
-        status: "enabled".to_owned(),
+        status: WebhookStatus::Enabled,
         version: "v2".to_owned(),
         date_created: now,
         date_updated: now,

@@ -7,3 +7,6 @@ pub mod status;
 
 #[cfg(test)]
 mod sid_props;
+#[cfg(test)]
+#[allow(clippy::unwrap_used, reason = "tests: a failure is a panic")]
+mod typed_check;

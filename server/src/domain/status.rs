@@ -79,6 +79,8 @@ words! {
     FactorType { Push => "push", Totp => "totp", Passkeys => "passkeys" }
     /// A push Factor's `Config.NotificationPlatform`.
     NotificationPlatform { Apn => "apn", Fcm => "fcm", None => "none" }
+    /// A webhook's status.
+    WebhookStatus { Enabled => "enabled", Disabled => "disabled" }
     /// A row of the push outbox (`pushes.status`).
     PushStatus {
         Queued => "queued",

@@ -10,7 +10,7 @@ use super::outbox::{Logged, Outbox};
 use super::{on_pool, Arg, Backend, Page, Sql, Store, Window};
 
 /// An event to record with a change.
-use crate::domain::status::DeliveryStatus;
+use crate::domain::status::{DeliveryStatus, WebhookStatus};
 
 /// A claimed delivery whose webhook was disabled or deleted: cancelled, if still this claim's.
 static CANCEL: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
@@ -64,7 +64,8 @@ pub struct WebhookTarget {
     pub service_sid: String,
     pub webhook_url: String,
     pub version: String,
-    pub status: String,
+    #[sqlx(try_from = "String")]
+    pub status: WebhookStatus,
 }
 
 #[derive(Debug, Default, Clone)]
@@ -100,10 +101,11 @@ impl NewEvent {
             "INSERT INTO webhook_deliveries (uuid, account_sid, service_sid, webhook_sid, url, version, event_type, \
              factor_sid, fields, status, attempts, max_attempts, next_attempt_at, lease_until, last_error, \
              date_created, date_updated) SELECT {}, ?, service_sid, sid, webhook_url, version, ?, ?, ?, {}, 0, \
-             ?, ?, NULL, NULL, ?, ? FROM webhooks WHERE service_sid = ? AND status = 'enabled' \
+             ?, ?, NULL, NULL, ?, ? FROM webhooks WHERE service_sid = ? AND status = {} \
              AND ((',' || event_types || ',') LIKE '%,*,%' OR (',' || event_types || ',') LIKE ?)",
             uuid_sql(backend),
-            DeliveryStatus::Pending.sql()
+            DeliveryStatus::Pending.sql(),
+            WebhookStatus::Enabled.sql()
         );
         let args = vec![
             Arg::text(&self.account_sid),

@@ -4,7 +4,7 @@
 //! Redirects are not followed; response bodies are read up to a small cap; at most
 //! `concurrency` deliveries are in flight.
 
-use crate::domain::status::{AttemptResult, DeliveryStatus};
+use crate::domain::status::{AttemptResult, DeliveryStatus, WebhookStatus};
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Instant;
@@ -51,7 +51,7 @@ impl Deliverer {
         let Some(target) = target.filter(|t| t.service_sid == d.service_sid) else {
             return Outcome::Cancelled("the webhook was deleted".into());
         };
-        if target.status != "enabled" {
+        if target.status != WebhookStatus::Enabled {
             return Outcome::Cancelled("the webhook was disabled".into());
         }
         let Some(auth_token) = auth_token else {
