@@ -17,6 +17,19 @@ pub enum SidKind {
 }
 
 impl SidKind {
+    /// Every kind.
+    pub const ALL: [SidKind; 9] = [
+        SidKind::Account,
+        SidKind::ApiKey,
+        SidKind::Service,
+        SidKind::Entity,
+        SidKind::Factor,
+        SidKind::Challenge,
+        SidKind::AccessToken,
+        SidKind::Webhook,
+        SidKind::Credential,
+    ];
+
     pub const fn prefix(self) -> &'static str {
         match self {
             SidKind::Account => "AC",
