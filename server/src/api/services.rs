@@ -10,6 +10,7 @@ use super::{param_sid, service_of, Missing, State};
 use crate::domain::dates;
 use crate::domain::rules::SERVICE_FRIENDLY_NAME_MAX;
 use crate::domain::sid::{CredentialSid, ServiceSid, WrongSid};
+use crate::domain::status::CredentialType;
 use crate::error::{ApiError, ApiResult};
 use crate::store::services::ServiceRow;
 
@@ -258,8 +259,8 @@ fn apply(s: &mut ServiceRow, p: &Params) -> ApiResult<()> {
 /// Credential SIDs given in `p` must name this account's credentials of the right type.
 async fn check_credentials(state: &State, service: &ServiceRow, p: &Params) -> ApiResult<()> {
     let pairs = [
-        ("Push.ApnCredentialSid", "apn", &service.push_apn_credential_sid),
-        ("Push.FcmCredentialSid", "fcm", &service.push_fcm_credential_sid),
+        ("Push.ApnCredentialSid", CredentialType::Apn, &service.push_apn_credential_sid),
+        ("Push.FcmCredentialSid", CredentialType::Fcm, &service.push_fcm_credential_sid),
     ];
     for (name, kind, sid) in pairs {
         let Some(sid) = sid.as_deref().filter(|_| p.has(name)) else { continue };

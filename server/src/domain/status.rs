@@ -81,6 +81,8 @@ words! {
     NotificationPlatform { Apn => "apn", Fcm => "fcm", None => "none" }
     /// A webhook's status.
     WebhookStatus { Enabled => "enabled", Disabled => "disabled" }
+    /// A push Credential's `Type` (`gcm`, the legacy FCM API, is refused).
+    CredentialType { Apn => "apn", Fcm => "fcm" }
     /// A row of the push outbox (`pushes.status`).
     PushStatus {
         Queued => "queued",

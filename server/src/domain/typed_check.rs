@@ -4,8 +4,8 @@
 //! `status.rs`, whose `as_str()`/`sql()` give the text where the store needs it.
 //!
 //! The words checked are the enums' own (`NAMES`), so a new status is checked as soon as it is
-//! declared. Not checked: `NotificationPlatform`'s words, since `apn`/`fcm` are also the values
-//! of a Credential's `Type` (a field of its own) and `none` is plain English in messages.
+//! declared. Not checked: the platform `none`, a word the code uses for other things (JWS
+//! `alg: none` in the hostile-token tests, a Challenge's `responded_reason`).
 //! Exemptions, if one is ever needed, go in [`EXEMPT`] with their reason; an exemption that
 //! matches nothing fails the test, so none outlives its cause.
 
@@ -13,7 +13,8 @@ use std::path::{Path, PathBuf};
 
 use super::sid::SidKind;
 use super::status::{
-    AttemptResult, ChallengeStatus, DeliveryStatus, FactorStatus, FactorType, PushStatus, WebhookStatus,
+    AttemptResult, ChallengeStatus, CredentialType, DeliveryStatus, FactorStatus, FactorType, NotificationPlatform,
+    PushStatus, WebhookStatus,
 };
 
 /// (file under `server/src`, the offending text, why it stays).
@@ -37,8 +38,11 @@ fn banned() -> Vec<String> {
         DeliveryStatus::NAMES,
         AttemptResult::NAMES,
         WebhookStatus::NAMES,
+        CredentialType::NAMES,
+        NotificationPlatform::NAMES,
     ];
-    for word in words.into_iter().flatten() {
+    let other_uses = NotificationPlatform::None.as_str();
+    for word in words.into_iter().flatten().filter(|w| **w != other_uses) {
         banned.push(format!("\"{word}\""));
         banned.push(format!("'{word}'"));
     }
@@ -109,10 +113,11 @@ fn the_check_finds_what_the_code_used_to_do() {
     let waiting = matches!(d.status.as_str(), "pending" | "retrying");
     if username.starts_with("AC") {
         factor_type: "push".to_owned(),
+        "apn" => "apn",
 "#;
     let found = offences(before, &banned());
     let lines: Vec<usize> = found.iter().map(|(line, _)| *line).collect();
-    for line in 2..=8 {
+    for line in 2..=9 {
         assert!(lines.contains(&line), "line {line} of the sample was not caught: {found:?}");
     }
     assert!(offences("let sid = FactorSid::parse(raw); // a pending Challenge", &banned()).is_empty());
