@@ -18,7 +18,7 @@ use serde::Deserialize;
 
 use crate::config::ServeArgs;
 use crate::crypto::{digests_equal, sha256};
-use crate::domain::sid::{random_hex, SidKind};
+use crate::domain::sid::{random_hex, AccountSid, ApiKeySid};
 use crate::store::accounts::{AccountRow, ApiKeyRow};
 use crate::store::Store;
 
@@ -66,14 +66,14 @@ impl Accounts {
     }
 
     async fn load(&self, username: &str) -> Result<Option<Credential>, sqlx::Error> {
-        if SidKind::Account.matches(username) {
+        if let Some(sid) = AccountSid::parse(username) {
             Ok(self
                 .store
-                .account(username)
+                .account(&sid)
                 .await?
                 .map(|a| Credential { secret_sha256: sha256(a.auth_token.as_bytes()), account_sid: a.sid }))
-        } else if SidKind::ApiKey.matches(username) {
-            Ok(self.store.api_key(username).await?.and_then(|k| {
+        } else if let Some(sid) = ApiKeySid::parse(username) {
+            Ok(self.store.api_key(&sid).await?.and_then(|k| {
                 Some(Credential { secret_sha256: k.secret_sha256.try_into().ok()?, account_sid: k.account_sid })
             }))
         } else {
@@ -160,7 +160,7 @@ pub async fn bootstrap(store: &Store, args: &ServeArgs, now: i64) -> anyhow::Res
         return Ok(None);
     }
     let generated = AccountRow {
-        sid: SidKind::Account.generate(),
+        sid: AccountSid::generate().into(),
         auth_token: random_hex::<16>(),
         friendly_name: "Generated account".to_owned(),
         date_created: now,
@@ -180,7 +180,7 @@ fn read_accounts_file(path: &Path) -> anyhow::Result<Vec<AccountEntry>> {
 }
 
 async fn put_account(store: &Store, sid: &str, token: &str, name: Option<&str>, now: i64) -> anyhow::Result<()> {
-    if !SidKind::Account.matches(sid) {
+    if AccountSid::parse(sid).is_none() {
         anyhow::bail!("account SID {sid:?} must be AC followed by 32 hexadecimal digits");
     }
     if token.len() < 8 {
@@ -196,7 +196,7 @@ async fn put_account(store: &Store, sid: &str, token: &str, name: Option<&str>, 
 }
 
 async fn put_api_key(store: &Store, sid: &str, secret: &str, account_sid: &str, now: i64) -> anyhow::Result<()> {
-    if !SidKind::ApiKey.matches(sid) {
+    if ApiKeySid::parse(sid).is_none() {
         anyhow::bail!("API key SID {sid:?} must be SK followed by 32 hexadecimal digits");
     }
     if secret.len() < 8 {

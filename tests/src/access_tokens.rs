@@ -42,7 +42,7 @@ async fn access_tokens_are_jwe_bound_to_service_identity_and_expiry(app: TestApp
     assert_eq!(claims.service_sid, service);
     assert_eq!(claims.account_sid, app.account.user);
     assert_eq!(claims.identity, user);
-    assert_eq!(claims.factor_type, "push");
+    assert_eq!(claims.factor_type.as_str(), "push");
     assert_eq!(claims.factor_friendly_name.as_deref(), Some("Pixel"));
     assert_eq!(claims.exp - claims.iat, 120);
     assert_eq!(claims.iat, app.clock.now());

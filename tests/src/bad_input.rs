@@ -9,7 +9,8 @@ use crate::helpers::{identity, on_both_backends, TestApp};
 
 on_both_backends!(
     undecodable_bodies_are_refused_on_every_post_route,
-    wrong_sid_prefixes_unknown_paths_and_methods_are_refused
+    wrong_sid_prefixes_unknown_paths_and_methods_are_refused,
+    a_wrong_sid_prefix_answers_the_404_of_the_resource_it_names
 );
 
 async fn undecodable_bodies_are_refused_on_every_post_route(app: TestApp) {
@@ -92,4 +93,37 @@ async fn wrong_sid_prefixes_unknown_paths_and_methods_are_refused(app: TestApp) 
         let reply = app.send(method.clone(), &path, Some(&app.account), &[], &[], None).await;
         reply.assert_error(405, 20004);
     }
+}
+
+/// A malformed SID names nothing: the 404 names the resource the path would have named — the
+/// Service alone where the Service SID is checked first, else the whole item.
+async fn a_wrong_sid_prefix_answers_the_404_of_the_resource_it_names(app: TestApp) {
+    let service = app.service().await;
+    let user = identity();
+    let (factor, _) = app.verified_factor(&service, &user).await;
+    let bad = "XX".to_owned() + &"a".repeat(32);
+    let entity = format!("/v2/Services/{service}/Entities/{user}");
+    let cases = [
+        (format!("/v2/Services/{bad}"), format!("/v2/Services/{bad}")),
+        (format!("/v2/Services/{bad}/Entities/{user}"), format!("/v2/Services/{bad}")),
+        (format!("/v2/Services/{bad}/Webhooks/{bad}"), format!("/v2/Services/{bad}")),
+        (format!("{entity}/Factors/{bad}"), format!("{entity}/Factors/{bad}")),
+        (
+            format!("/v2/Services/{bad}/Entities/{user}/Factors/{factor}"),
+            format!("/v2/Services/{bad}/Entities/{user}/Factors/{factor}"),
+        ),
+        (format!("{entity}/Challenges/{bad}"), format!("{entity}/Challenges/{bad}")),
+        (format!("/v2/Services/{service}/Webhooks/{bad}"), format!("/v2/Services/{service}/Webhooks/{bad}")),
+        (format!("/v2/Services/{service}/AccessTokens/{bad}"), format!("/v2/Services/{service}/AccessTokens/{bad}")),
+        (format!("/v1/Credentials/{bad}"), format!("/v1/Credentials/{bad}")),
+    ];
+    for (path, named) in cases {
+        let message = app.get(&path).await.assert_error(404, 20404);
+        assert_eq!(message, format!("The requested resource {named} was not found"), "GET {path}");
+    }
+    let notify = format!("{entity}/Challenges/{bad}/Notifications");
+    let message = app.post(&notify, &[]).await.assert_error(404, 20404);
+    assert_eq!(message, format!("The requested resource {entity}/Challenges/{bad} was not found"));
+    let challenge = app.post(&format!("{entity}/Challenges"), &[("FactorSid", &bad), ("Details.Message", "Hi")]).await;
+    assert_eq!(challenge.assert_error(400, 60200), "Invalid parameter `FactorSid`: must be a YF… SID");
 }

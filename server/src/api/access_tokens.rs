@@ -10,11 +10,12 @@ use serde::{Deserialize, Serialize};
 use super::auth::AccountAuth;
 use super::entities::ServiceScope;
 use super::form::Form;
-use super::{service_of, AppState, State};
+use super::{path_sid, service_of, AppState, Missing, State};
 use crate::crypto::access_token::AccessTokenClaims;
 use crate::domain::dates;
 use crate::domain::rules::{is_valid_identity, ACCESS_TOKEN_DEFAULT_TTL, ACCESS_TOKEN_TTL, FACTOR_FRIENDLY_NAME_MAX};
-use crate::domain::sid::SidKind;
+use crate::domain::sid::AccessTokenSid;
+use crate::domain::status::FactorType;
 use crate::error::{ApiError, ApiResult};
 use crate::store::tokens::AccessTokenRow;
 
@@ -32,7 +33,7 @@ struct AccessTokenBody {
     account_sid: String,
     service_sid: String,
     entity_identity: String,
-    factor_type: String,
+    factor_type: FactorType,
     factor_friendly_name: Option<String>,
     token: String,
     url: String,
@@ -46,7 +47,7 @@ fn render(state: &AppState, t: &AccessTokenRow) -> AccessTokenBody {
         account_sid: t.account_sid.clone(),
         service_sid: t.service_sid.clone(),
         entity_identity: t.entity_identity.clone(),
-        factor_type: t.factor_type.clone(),
+        factor_type: t.factor_type,
         factor_friendly_name: t.factor_friendly_name.clone(),
         token: t.token.clone(),
         url: state.urls.service_child(&t.service_sid, &format!("AccessTokens/{}", t.sid)),
@@ -67,8 +68,8 @@ pub async fn create_access_token(
     if !is_valid_identity(identity) {
         return Err(bad("Identity must be 8 to 64 characters of letters, digits and dashes"));
     }
-    match p.get("FactorType") {
-        Some("push") => {}
+    match p.get("FactorType").map(str::parse) {
+        Some(Ok(FactorType::Push)) => {}
         Some(_) => return Err(bad("FactorType must be push")),
         None => return Err(bad("FactorType is required")),
     }
@@ -86,13 +87,13 @@ pub async fn create_access_token(
             .ok_or_else(|| bad("Ttl must be an integer between 60 and 300"))?,
     };
     let now = state.clock.now();
-    let sid = SidKind::AccessToken.generate();
+    let sid: String = AccessTokenSid::generate().into();
     let claims = AccessTokenClaims {
         jti: sid.clone(),
         account_sid: service.account_sid.clone(),
         service_sid: service.sid.clone(),
         identity: identity.to_owned(),
-        factor_type: "push".to_owned(),
+        factor_type: FactorType::Push,
         factor_friendly_name: friendly_name.map(str::to_owned),
         iat: now,
         exp: now + ttl,
@@ -104,7 +105,7 @@ pub async fn create_access_token(
         account_sid: service.account_sid,
         service_sid: service.sid,
         entity_identity: identity.to_owned(),
-        factor_type: "push".to_owned(),
+        factor_type: FactorType::Push,
         factor_friendly_name: friendly_name.map(str::to_owned),
         token: state.token_key.seal(&claims),
         ttl,
@@ -120,10 +121,8 @@ pub async fn fetch_access_token(
     path: web::Path<AccessTokenPath>,
 ) -> ApiResult<HttpResponse> {
     let service = service_of(&state, &auth.account_sid, &path.service_sid).await?;
-    let not_found = || ApiError::NotFound(format!("/v2/Services/{}/AccessTokens/{}", service.sid, path.sid));
-    if !SidKind::AccessToken.matches(&path.sid) {
-        return Err(not_found());
-    }
-    let row = state.store.access_token(service.id, &path.sid).await?.ok_or_else(not_found)?;
+    let missing = Missing::AccessToken { service: &service.sid, sid: &path.sid };
+    let sid: AccessTokenSid = path_sid(&path.sid, missing)?;
+    let row = state.store.access_token(service.id, &sid).await?.ok_or_else(|| ApiError::from(missing))?;
     Ok(HttpResponse::Ok().json(render(&state, &row)))
 }

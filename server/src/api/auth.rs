@@ -23,6 +23,7 @@ use super::AppState;
 use crate::crypto::access_token::AccessTokenClaims;
 use crate::crypto::device_jwt::FactorJwt;
 use crate::crypto::device_key::DeviceKey;
+use crate::domain::status::FactorType;
 use crate::error::ApiError;
 use crate::store::factors::FactorRow;
 
@@ -103,7 +104,7 @@ async fn device_caller(state: &AppState, token: &str) -> Result<Caller, ApiError
     let now = state.clock.now();
     if token.split('.').count() == 5 {
         let claims = state.token_key.open(token).map_err(|_| ApiError::Unauthenticated)?;
-        if claims.exp <= now || claims.factor_type != "push" {
+        if claims.exp <= now || claims.factor_type != FactorType::Push {
             return Err(ApiError::Unauthenticated);
         }
         return Ok(Caller::Enrollment(claims));

@@ -15,15 +15,16 @@ use super::auth::{AccountAuth, Caller};
 use super::entities::{EntityItemPath, EntityScope};
 use super::form::{Form, Query};
 use super::paging::{list_response, PageRequest};
-use super::{entity_of, json_or_null, service_of, AppState, State};
+use super::{entity_of, json_or_null, param_sid, path_sid, service_of, AppState, Missing, State};
 use crate::crypto::device_jwt::{Jws, MAX_TOKEN_LEN};
 use crate::crypto::device_key::DeviceKey;
 use crate::domain::dates;
 use crate::domain::rules::{
-    challenge_status, details_field, string_map, CHALLENGE_DEFAULT_TTL, CHALLENGE_MAX_TTL, DETAILS_FIELDS_MAX,
-    DETAILS_MESSAGE_MAX, JSON_TEXT_MAX,
+    details_field, string_map, CHALLENGE_DEFAULT_TTL, CHALLENGE_MAX_TTL, DETAILS_FIELDS_MAX, DETAILS_MESSAGE_MAX,
+    JSON_TEXT_MAX,
 };
-use crate::domain::sid::SidKind;
+use crate::domain::sid::{ChallengeSid, FactorSid, ServiceSid};
+use crate::domain::status::{ChallengeStatus, FactorStatus, FactorType, PushStatus};
 use crate::error::{ApiError, ApiResult};
 use crate::store::challenges::{ChallengeFilter, ChallengeRow};
 use crate::store::factors::FactorRow;
@@ -41,12 +42,12 @@ pub struct ChallengeBody {
     date_updated: String,
     date_responded: Option<String>,
     expiration_date: String,
-    status: String,
+    status: ChallengeStatus,
     responded_reason: String,
     details: Value,
     hidden_details: Value,
     metadata: Value,
-    factor_type: String,
+    factor_type: FactorType,
     url: String,
     links: ChallengeLinks,
 }
@@ -70,12 +71,12 @@ pub fn render(state: &AppState, c: &ChallengeRow, now: i64) -> ChallengeBody {
         date_updated: dates::format(c.date_updated),
         date_responded: dates::format_opt(c.date_responded),
         expiration_date: dates::format(c.expiration_date),
-        status: challenge_status(&c.status, c.expiration_date, now).to_owned(),
+        status: c.status.at(c.expiration_date, now),
         responded_reason: c.responded_reason.clone(),
         details: json_or_null(Some(&c.details)),
         hidden_details: json_or_null(c.hidden_details.as_deref()),
         metadata: json_or_null(c.metadata.as_deref()),
-        factor_type: c.factor_type.clone(),
+        factor_type: c.factor_type,
         links: ChallengeLinks { notifications: format!("{url}/Notifications") },
         url,
     }
@@ -88,18 +89,15 @@ pub async fn create_challenge(
     Form(p): Form,
 ) -> ApiResult<HttpResponse> {
     let service = service_of(&state, &auth.account_sid, &path.service_sid).await?;
-    let factor_sid = p.required("FactorSid")?;
-    if !SidKind::Factor.matches(factor_sid) {
-        return Err(ApiError::invalid("FactorSid", "must be a YF… SID"));
-    }
+    let factor_sid: FactorSid = param_sid("FactorSid", p.required("FactorSid")?)?;
     let factor_not_found =
-        || ApiError::NotFound(format!("/v2/Services/{}/Entities/{}/Factors/{factor_sid}", service.sid, path.identity));
+        || ApiError::from(Missing::Factor { service: &service.sid, identity: &path.identity, sid: &factor_sid });
     let factor = state
         .store
-        .factor(&auth.account_sid, &service.sid, &path.identity, factor_sid)
+        .factor(&auth.account_sid, &service.sid, &path.identity, &factor_sid)
         .await?
         .ok_or_else(factor_not_found)?;
-    if factor.status != "verified" {
+    if factor.status != FactorStatus::Verified {
         return Err(ApiError::FactorUnverified);
     }
     if p.has("AuthPayload") {
@@ -143,7 +141,7 @@ pub async fn create_challenge(
     details.insert("fields".into(), Value::Array(fields));
     let mut challenge = ChallengeRow {
         id: 0,
-        sid: SidKind::Challenge.generate(),
+        sid: ChallengeSid::generate().into(),
         entity_id: factor.entity_id,
         factor_id: factor.id,
         account_sid: factor.account_sid.clone(),
@@ -151,8 +149,8 @@ pub async fn create_challenge(
         entity_sid: factor.entity_sid.clone(),
         identity: factor.identity.clone(),
         factor_sid: factor.sid.clone(),
-        factor_type: factor.factor_type.clone(),
-        status: "pending".to_owned(),
+        factor_type: factor.factor_type,
+        status: ChallengeStatus::Pending,
         responded_reason: "none".to_owned(),
         details: Value::Object(details).to_string(),
         hidden_details,
@@ -170,7 +168,7 @@ pub async fn create_challenge(
         Err(e) if is_foreign_key_violation(&e) => return Err(factor_not_found()),
         Err(e) => return Err(e.into()),
     };
-    if push.is_some_and(|p| p.status == "queued") {
+    if push.is_some_and(|p| p.status == PushStatus::Queued) {
         state.push_wake.notify_one();
     }
     Ok(HttpResponse::Created().json(render(&state, &challenge, now)))
@@ -197,20 +195,14 @@ const SIGNATURE_FIELDS_HEADER: &str = "Twilio-Verify-Signature-Fields";
 /// The Challenge a backend, or the device of its Factor, names in the path.
 async fn challenge_for(state: &AppState, caller: &Caller, path: &EntityItemPath) -> ApiResult<ChallengeRow> {
     let account_sid = caller.signed_scope(&path.service_sid, &path.identity)?;
-    let not_found = || {
-        ApiError::NotFound(format!(
-            "/v2/Services/{}/Entities/{}/Challenges/{}",
-            path.service_sid, path.identity, path.sid
-        ))
-    };
-    if !SidKind::Challenge.matches(&path.sid) || !SidKind::Service.matches(&path.service_sid) {
-        return Err(not_found());
-    }
+    let missing = path.challenge();
+    let sid: ChallengeSid = path_sid(&path.sid, missing)?;
+    let service_sid: ServiceSid = path_sid(&path.service_sid, missing)?;
     let challenge = state
         .store
-        .challenge(account_sid, &path.service_sid, &path.identity, &path.sid)
+        .challenge(account_sid, &service_sid, &path.identity, &sid)
         .await?
-        .ok_or_else(not_found)?;
+        .ok_or_else(|| ApiError::from(missing))?;
     if caller.device_factor().is_some_and(|own| own.sid != challenge.factor_sid) {
         return Err(ApiError::Unauthenticated);
     }
@@ -221,7 +213,7 @@ async fn challenge_for(state: &AppState, caller: &Caller, path: &EntityItemPath)
 fn challenge_response(state: &AppState, challenge: &ChallengeRow, now: i64) -> HttpResponse {
     let body = render(state, challenge, now);
     let mut response = HttpResponse::Ok();
-    if body.status == "pending" {
+    if body.status == ChallengeStatus::Pending {
         response.insert_header((SIGNATURE_FIELDS_HEADER, SIGNATURE_FIELDS.join(",")));
     }
     response.json(body)
@@ -259,20 +251,17 @@ pub async fn update_challenge(
         None => {
             state.store.factor(&c.account_sid, &c.service_sid, &c.identity, &c.factor_sid).await?.ok_or_else(|| {
                 // Deleted since the Challenge was read, taking the Challenge with it.
-                ApiError::NotFound(format!(
-                    "/v2/Services/{}/Entities/{}/Challenges/{}",
-                    path.service_sid, path.identity, path.sid
-                ))
+                ApiError::from(path.challenge())
             })?
         }
     };
-    if factor.status != "verified" {
+    if factor.status != FactorStatus::Verified {
         return Err(ApiError::FactorUnverified);
     }
     let now = state.clock.now();
     check_answerable(&challenge, now)?;
     let status = verified_answer(&state, &challenge, &factor, payload, now)?;
-    let kind = if status == "approved" { "challenge.approved" } else { "challenge.denied" };
+    let kind = if status == ChallengeStatus::Approved { "challenge.approved" } else { "challenge.denied" };
     let event = crate::webhooks::challenge_event(kind, &factor, &challenge, metadata.as_deref(), &state.webhooks, now);
     if !state.store.respond_challenge(challenge.id, status, metadata.as_deref(), now, &event).await? {
         // Answered or expired between the read and the write.
@@ -283,7 +272,7 @@ pub async fn update_challenge(
     state.webhook_wake.notify_one();
     // The row as the conditional UPDATE left it (no re-read: it matched, so these are its values).
     let mut updated = challenge;
-    updated.status = status.to_owned();
+    updated.status = status;
     updated.metadata = metadata.or(updated.metadata);
     updated.date_responded = Some(now);
     updated.date_updated = now;
@@ -291,9 +280,9 @@ pub async fn update_challenge(
 }
 
 fn check_answerable(challenge: &ChallengeRow, now: i64) -> ApiResult<()> {
-    match challenge_status(&challenge.status, challenge.expiration_date, now) {
-        "pending" => Ok(()),
-        "expired" => Err(ApiError::ChallengeExpired),
+    match challenge.status.at(challenge.expiration_date, now) {
+        ChallengeStatus::Pending => Ok(()),
+        ChallengeStatus::Expired => Err(ApiError::ChallengeExpired),
         _ => Err(ApiError::ChallengeResponded),
     }
 }
@@ -305,14 +294,13 @@ fn verified_answer(
     factor: &FactorRow,
     payload: &str,
     now: i64,
-) -> ApiResult<&'static str> {
+) -> ApiResult<ChallengeStatus> {
     let jws = Jws::parse(payload).map_err(|_| ApiError::ChallengeVerificationFailed)?;
     let key = DeviceKey::from_spki_base64(&factor.binding_public_key)
         .ok_or_else(|| ApiError::Internal(anyhow::anyhow!("stored key of {} does not parse", factor.sid)))?;
     jws.verify(&key).map_err(|_| ApiError::ChallengeVerificationFailed)?;
-    let status = match jws.payload.get("status").and_then(serde_json::Value::as_str) {
-        Some("approved") => "approved",
-        Some("denied") => "denied",
+    let status = match jws.payload.get("status").and_then(serde_json::Value::as_str).map(str::parse) {
+        Some(Ok(status @ (ChallengeStatus::Approved | ChallengeStatus::Denied))) => status,
         _ => return Err(ApiError::ChallengeVerificationFailed),
     };
     let stored = serde_json::to_value(render(state, challenge, now)).map_err(anyhow::Error::from)?;
@@ -345,19 +333,17 @@ pub async fn list_challenge(
     let mut filters = Vec::new();
     let mut filter = ChallengeFilter::default();
     let own = device.map(|f| f.sid.as_str());
-    if let Some(factor_sid) = q.get("FactorSid").or(own) {
-        if !SidKind::Factor.matches(factor_sid) {
-            return Err(ApiError::invalid("FactorSid", "must be a YF… SID"));
-        }
-        if own.is_some_and(|own| own != factor_sid) {
+    if let Some(raw) = q.get("FactorSid").or(own) {
+        let factor_sid: FactorSid = param_sid("FactorSid", raw)?;
+        if own.is_some_and(|own| factor_sid != *own) {
             return Err(ApiError::Unauthenticated);
         }
-        filter.factor_sid = Some(factor_sid.to_owned());
-        filters.push(("FactorSid", factor_sid.to_owned()));
+        filters.push(("FactorSid", factor_sid.to_string()));
+        filter.factor_sid = Some(factor_sid.into());
     }
-    if let Some(status) = q.one_of("Status", &["pending", "expired", "approved", "denied"])? {
+    if let Some(status) = q.word::<ChallengeStatus>("Status")? {
         filter.status = Some(status);
-        filters.push(("Status", status.to_owned()));
+        filters.push(("Status", status.to_string()));
     }
     let descending = match q.one_of("Order", &["asc", "desc"])? {
         Some(order) => {

@@ -13,9 +13,10 @@ use serde::{Deserialize, Serialize};
 use super::auth::AccountAuth;
 use super::form::{Form, Params, Query};
 use super::paging::{list_response, PageRequest};
-use super::{AppState, State};
+use super::{path_sid, AppState, Missing, State};
 use crate::domain::dates;
-use crate::domain::sid::SidKind;
+use crate::domain::sid::CredentialSid;
+use crate::domain::status::CredentialType;
 use crate::error::{ApiError, ApiResult};
 use crate::push::secrets::Secret;
 use crate::store::credentials::CredentialRow;
@@ -31,7 +32,7 @@ struct CredentialBody {
     sid: String,
     account_sid: String,
     friendly_name: Option<String>,
-    r#type: String,
+    r#type: CredentialType,
     /// A string in Notify's schema ("True"/"False").
     sandbox: String,
     date_created: String,
@@ -44,7 +45,7 @@ fn render(state: &AppState, c: &CredentialRow) -> CredentialBody {
         sid: c.sid.clone(),
         account_sid: c.account_sid.clone(),
         friendly_name: c.friendly_name.clone(),
-        r#type: c.r#type.clone(),
+        r#type: c.r#type,
         sandbox: if c.sandbox { "True" } else { "False" }.to_owned(),
         date_created: dates::format(c.date_created),
         date_updated: dates::format(c.date_updated),
@@ -53,9 +54,9 @@ fn render(state: &AppState, c: &CredentialRow) -> CredentialBody {
 }
 
 /// The secret of a credential of `kind` from `p`, merged over `previous` on update.
-fn secret_from(kind: &str, p: &Params, previous: Option<Secret>) -> ApiResult<Secret> {
+fn secret_from(kind: CredentialType, p: &Params, previous: Option<Secret>) -> ApiResult<Secret> {
     match kind {
-        "apn" => {
+        CredentialType::Apn => {
             let (mut certificate, mut private_key, mut key_id, mut team_id) = (None, None, None, None);
             match previous {
                 Some(Secret::ApnCertificate { certificate: c, private_key: k }) => {
@@ -76,7 +77,7 @@ fn secret_from(kind: &str, p: &Params, previous: Option<Secret>) -> ApiResult<Se
             let team_id = pick("TeamId", team_id);
             Secret::apn(certificate.as_deref(), private_key.as_deref(), key_id.as_deref(), team_id.as_deref())
         }
-        _ => match (p.get("Secret"), previous) {
+        CredentialType::Fcm => match (p.get("Secret"), previous) {
             (None, Some(previous)) => Ok(previous),
             (secret, _) => Secret::fcm(secret),
         },
@@ -90,24 +91,22 @@ fn seal(state: &AppState, secret: &Secret) -> ApiResult<String> {
 
 pub async fn create_credential(auth: AccountAuth, state: State, Form(p): Form) -> ApiResult<HttpResponse> {
     let kind = match p.required("Type")? {
-        "apn" => "apn",
-        "fcm" => "fcm",
         "gcm" => {
             return Err(ApiError::invalid(
                 "Type",
                 "gcm (the legacy FCM API) is shut down; use fcm with a service account",
             ))
         }
-        _ => return Err(ApiError::invalid("Type", "must be one of: apn, fcm")),
+        other => other.parse::<CredentialType>().map_err(|_| ApiError::invalid("Type", "must be one of: apn, fcm"))?,
     };
     let secret = secret_from(kind, &p, None)?;
     let now = state.clock.now();
     let mut row = CredentialRow {
         id: 0,
-        sid: SidKind::Credential.generate(),
+        sid: CredentialSid::generate().into(),
         account_sid: auth.account_sid,
         friendly_name: p.text("FriendlyName", 64)?.map(str::to_owned),
-        r#type: kind.to_owned(),
+        r#type: kind,
         sandbox: p.bool("Sandbox")?.unwrap_or(false),
         secret: seal(&state, &secret)?,
         date_created: now,
@@ -118,11 +117,8 @@ pub async fn create_credential(auth: AccountAuth, state: State, Form(p): Form) -
 }
 
 async fn credential_of(state: &AppState, account_sid: &str, sid: &str) -> ApiResult<CredentialRow> {
-    let not_found = || ApiError::NotFound(format!("/v1/Credentials/{sid}"));
-    if !SidKind::Credential.matches(sid) {
-        return Err(not_found());
-    }
-    state.store.credential(account_sid, sid).await?.ok_or_else(not_found)
+    let parsed: CredentialSid = path_sid(sid, Missing::Credential(sid))?;
+    state.store.credential(account_sid, &parsed).await?.ok_or_else(|| Missing::Credential(sid).into())
 }
 
 pub async fn fetch_credential(
@@ -147,7 +143,7 @@ pub async fn update_credential(
     let touches_secret = ["Certificate", "PrivateKey", "KeyId", "TeamId", "Secret"].iter().any(|f| p.has(f));
     if touches_secret {
         let previous = state.secrets.open(&row.secret).and_then(|plain| serde_json::from_slice(&plain).ok());
-        row.secret = seal(&state, &secret_from(&row.r#type, &p, previous)?)?;
+        row.secret = seal(&state, &secret_from(row.r#type, &p, previous)?)?;
     }
     if let Some(name) = p.text("FriendlyName", 64)? {
         row.friendly_name = Some(name.to_owned());

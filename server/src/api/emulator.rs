@@ -15,6 +15,7 @@ use super::form::Query;
 use super::paging::{list_response, PageRequest};
 use super::State;
 use crate::domain::dates;
+use crate::domain::status::{AttemptResult, DeliveryStatus, NotificationPlatform, PushStatus};
 use crate::error::ApiResult;
 use crate::push::apns_headers;
 use crate::store::deliveries::DeliveryFilter;
@@ -29,7 +30,7 @@ struct PushBody<'a> {
     factor_sid: &'a str,
     challenge_sid: &'a str,
     notification_sid: Option<&'a str>,
-    platform: &'a str,
+    platform: NotificationPlatform,
     /// `send` with a credential, `record` without one.
     mode: &'static str,
     credential_sid: Option<&'a str>,
@@ -37,7 +38,7 @@ struct PushBody<'a> {
     headers: serde_json::Map<String, serde_json::Value>,
     /// The request body, byte for byte as sent (or as it would have been).
     payload: &'a str,
-    status: &'a str,
+    status: PushStatus,
     attempts: Vec<AttemptBody<'a>>,
     max_attempts: i64,
     next_attempt_at: Option<String>,
@@ -52,7 +53,7 @@ struct AttemptBody<'a> {
     attempt: i64,
     at: String,
     http_status: Option<i64>,
-    outcome: &'a str,
+    outcome: AttemptResult,
     error: Option<&'a str>,
     latency_ms: i64,
 }
@@ -65,7 +66,7 @@ fn attempt_bodies(attempts: &[AttemptRow]) -> Vec<AttemptBody<'_>> {
             attempt: a.attempt,
             at: dates::format(a.at),
             http_status: a.http_status,
-            outcome: &a.outcome,
+            outcome: a.outcome,
             error: a.error.as_deref(),
             latency_ms: a.latency_ms,
         })
@@ -74,12 +75,12 @@ fn attempt_bodies(attempts: &[AttemptRow]) -> Vec<AttemptBody<'_>> {
 
 fn render(logged: &Logged<PushRow>) -> PushBody<'_> {
     let p = &logged.row;
-    let headers = if p.platform == "apn" {
+    let headers = if p.platform == NotificationPlatform::Apn {
         apns_headers(p).into_iter().map(|(k, v)| (k.to_owned(), v.into())).collect()
     } else {
         serde_json::Map::new()
     };
-    let waiting = matches!(p.status.as_str(), "queued" | "retrying");
+    let waiting = matches!(p.status, PushStatus::Queued | PushStatus::Retrying);
     PushBody {
         id: p.id,
         account_sid: &p.account_sid,
@@ -87,13 +88,13 @@ fn render(logged: &Logged<PushRow>) -> PushBody<'_> {
         factor_sid: &p.factor_sid,
         challenge_sid: &p.challenge_sid,
         notification_sid: p.notification_sid.as_deref(),
-        platform: &p.platform,
+        platform: p.platform,
         mode: if p.credential_sid.is_some() { "send" } else { "record" },
         credential_sid: p.credential_sid.as_deref(),
         target: &p.target,
         headers,
         payload: &p.payload,
-        status: &p.status,
+        status: p.status,
         attempts: attempt_bodies(&logged.attempts),
         max_attempts: p.max_attempts,
         next_attempt_at: waiting.then(|| dates::format(p.next_attempt_at)),
@@ -118,9 +119,9 @@ pub async fn list_pushes(auth: AccountAuth, state: State, Query(q): Query) -> Ap
             echoed.push((name, value.to_owned()));
         }
     }
-    if let Some(status) = q.one_of("Status", &["queued", "sending", "retrying", "sent", "failed", "recorded"])? {
-        filter.status = Some(status.to_owned());
-        echoed.push(("Status", status.to_owned()));
+    if let Some(status) = q.word::<PushStatus>("Status")? {
+        filter.status = Some(status.to_string());
+        echoed.push(("Status", status.to_string()));
     }
     let request = PageRequest::from_query(&q, false)?;
     let page = state.store.list_pushes(&auth.account_sid, &filter, &request.window).await?;
@@ -154,7 +155,7 @@ struct DeliveryBody<'a> {
     /// The event's fields (the v2 set; v1 webhooks receive them without the v2-only ones).
     fields: serde_json::Value,
     /// `pending`, `sending`, `retrying`, `delivered`, `failed` or `cancelled`.
-    outcome: &'a str,
+    outcome: DeliveryStatus,
     attempts: Vec<AttemptBody<'a>>,
     max_attempts: i64,
     next_attempt_at: Option<String>,
@@ -176,11 +177,9 @@ pub async fn list_webhook_deliveries(auth: AccountAuth, state: State, Query(q): 
             echoed.push((name, value.to_owned()));
         }
     }
-    if let Some(outcome) =
-        q.one_of("Outcome", &["pending", "sending", "retrying", "delivered", "failed", "cancelled"])?
-    {
-        filter.status = Some(outcome.to_owned());
-        echoed.push(("Outcome", outcome.to_owned()));
+    if let Some(outcome) = q.word::<DeliveryStatus>("Outcome")? {
+        filter.status = Some(outcome.to_string());
+        echoed.push(("Outcome", outcome.to_string()));
     }
     let request = PageRequest::from_query(&q, false)?;
     let page = state.store.list_deliveries(&auth.account_sid, &filter, &request.window).await?;
@@ -193,7 +192,7 @@ pub async fn list_webhook_deliveries(auth: AccountAuth, state: State, Query(q): 
         page,
         |d| d.row.id,
         |Logged { row: d, attempts }| {
-            let waiting = matches!(d.status.as_str(), "pending" | "retrying");
+            let waiting = matches!(d.status, DeliveryStatus::Pending | DeliveryStatus::Retrying);
             serde_json::to_value(DeliveryBody {
                 uuid: &d.uuid,
                 account_sid: &d.account_sid,
@@ -204,7 +203,7 @@ pub async fn list_webhook_deliveries(auth: AccountAuth, state: State, Query(q): 
                 event_type: &d.event_type,
                 factor_sid: &d.factor_sid,
                 fields: serde_json::from_str(&d.fields).unwrap_or_default(),
-                outcome: &d.status,
+                outcome: d.status,
                 attempts: attempt_bodies(attempts),
                 max_attempts: d.max_attempts,
                 next_attempt_at: waiting.then(|| dates::format(d.next_attempt_at)),

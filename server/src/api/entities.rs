@@ -6,11 +6,11 @@ use serde::{Deserialize, Serialize};
 use super::auth::AccountAuth;
 use super::form::{Form, Query};
 use super::paging::{list_response, PageRequest};
-use super::{entity_of, service_of, State};
+use super::{entity_of, service_of, Missing, State};
 use crate::config::RateLimits;
 use crate::domain::dates;
 use crate::domain::rules::is_valid_identity;
-use crate::domain::sid::SidKind;
+use crate::domain::sid::EntitySid;
 use crate::error::{ApiError, ApiResult};
 use crate::store::entities::EntityRow;
 use crate::store::{is_check_violation, is_foreign_key_violation, is_unique_violation};
@@ -38,6 +38,18 @@ pub struct EntityItemPath {
     pub identity: String,
     #[serde(rename = "Sid")]
     pub sid: String,
+}
+
+impl EntityItemPath {
+    /// This path as a Factor's.
+    pub fn factor(&self) -> Missing<'_> {
+        Missing::Factor { service: &self.service_sid, identity: &self.identity, sid: &self.sid }
+    }
+
+    /// This path as a Challenge's.
+    pub fn challenge(&self) -> Missing<'_> {
+        Missing::Challenge { service: &self.service_sid, identity: &self.identity, sid: &self.sid }
+    }
 }
 
 #[derive(Serialize)]
@@ -98,7 +110,7 @@ pub async fn create_entity(
     let now = state.clock.now();
     let entity = EntityRow {
         id: 0,
-        sid: SidKind::Entity.generate(),
+        sid: EntitySid::generate().into(),
         service_id: service.id,
         account_sid: service.account_sid,
         service_sid: service.sid,
@@ -111,9 +123,7 @@ pub async fn create_entity(
         Err(e) if is_unique_violation(&e) => return Err(ApiError::EntityExists),
         Err(e) if is_check_violation(&e) => return Err(ApiError::EntityRateLimit),
         // The Service was deleted meanwhile.
-        Err(e) if is_foreign_key_violation(&e) => {
-            return Err(ApiError::NotFound(format!("/v2/Services/{}", entity.service_sid)))
-        }
+        Err(e) if is_foreign_key_violation(&e) => return Err(Missing::Service(&entity.service_sid).into()),
         Err(e) => return Err(e.into()),
     }
     Ok(HttpResponse::Created().json(render(&state, &entity)))
@@ -128,7 +138,7 @@ pub async fn fetch_entity(auth: AccountAuth, state: State, path: web::Path<Entit
 pub async fn delete_entity(auth: AccountAuth, state: State, path: web::Path<EntityScope>) -> ApiResult<HttpResponse> {
     let service = service_of(&state, &auth.account_sid, &path.service_sid).await?;
     if !state.store.delete_entity(service.id, &path.identity).await? {
-        return Err(ApiError::NotFound(format!("/v2/Services/{}/Entities/{}", service.sid, path.identity)));
+        return Err(Missing::Entity { service: &service.sid, identity: &path.identity }.into());
     }
     Ok(HttpResponse::NoContent().finish())
 }

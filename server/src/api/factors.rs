@@ -13,7 +13,7 @@ use super::auth::{AccountAuth, Caller};
 use super::entities::{identity_param, EntityItemPath, EntityScope};
 use super::form::{Form, Params, Query};
 use super::paging::{list_response, PageRequest};
-use super::{entity_of, json_or_null, service_of, AppState, State};
+use super::{entity_of, json_or_null, path_sid, service_of, AppState, Missing, State};
 use crate::config::RateLimits;
 use crate::crypto::b64_decode;
 use crate::crypto::device_key::DeviceKey;
@@ -22,7 +22,8 @@ use crate::domain::rules::{
     string_map, APP_ID_MAX, FACTOR_FRIENDLY_NAME_MAX, JSON_TEXT_MAX, MAX_FACTORS_PER_ENTITY_PER_DAY,
     MAX_PUSH_FACTORS_PER_ENTITY, NOTIFICATION_TOKEN_LEN,
 };
-use crate::domain::sid::SidKind;
+use crate::domain::sid::{CredentialSid, EntitySid, FactorSid, ServiceSid};
+use crate::domain::status::{FactorStatus, FactorType, NotificationPlatform};
 use crate::error::{ApiError, ApiResult};
 use crate::store::entities::EntityRow;
 use crate::store::factors::{FactorCreated, FactorLimits, FactorRow};
@@ -40,8 +41,8 @@ struct FactorBody {
     date_created: String,
     date_updated: String,
     friendly_name: String,
-    status: String,
-    factor_type: String,
+    status: FactorStatus,
+    factor_type: FactorType,
     config: Value,
     metadata: Value,
     url: String,
@@ -66,8 +67,8 @@ fn render(state: &AppState, f: &FactorRow) -> FactorBody {
         date_created: dates::format(f.date_created),
         date_updated: dates::format(f.date_updated),
         friendly_name: f.friendly_name.clone(),
-        status: f.status.clone(),
-        factor_type: f.factor_type.clone(),
+        status: f.status,
+        factor_type: f.factor_type,
         config: json_or_null(Some(&f.config)),
         metadata: json_or_null(f.metadata.as_deref()),
         url: state.urls.entity_child(&f.service_sid, &f.identity, &format!("Factors/{}", f.sid)),
@@ -104,12 +105,12 @@ pub async fn create_push_factor(
     identity_param(identity)?;
     let friendly_name = p.required("FriendlyName")?;
     p.text("FriendlyName", FACTOR_FRIENDLY_NAME_MAX)?;
-    match p.required("FactorType")? {
-        "push" => {}
-        "totp" | "passkeys" => {
+    match p.required("FactorType")?.parse() {
+        Ok(FactorType::Push) => {}
+        Ok(FactorType::Totp | FactorType::Passkeys) => {
             return Err(ApiError::invalid("FactorType", "only `push` Factors are supported by this emulator"))
         }
-        _ => return Err(ApiError::invalid("FactorType", "must be one of: push, totp, passkeys")),
+        Err(_) => return Err(ApiError::invalid("FactorType", "must be one of: push, totp, passkeys")),
     }
     match p.get("Binding.Alg") {
         Some("ES256") => {}
@@ -129,10 +130,10 @@ pub async fn create_push_factor(
     let app_id = p.required("Config.AppId")?;
     p.text("Config.AppId", APP_ID_MAX)?;
     let platform = p
-        .one_of("Config.NotificationPlatform", &["apn", "fcm", "none"])?
+        .word::<NotificationPlatform>("Config.NotificationPlatform")?
         .ok_or(ApiError::MissingParameter("Config.NotificationPlatform"))?;
     let token = notification_token(p)?;
-    if platform != "none" && token.is_none() {
+    if platform != NotificationPlatform::None && token.is_none() {
         return Err(ApiError::MissingParameter("Config.NotificationToken"));
     }
     let metadata = metadata_param(p)?;
@@ -142,11 +143,11 @@ pub async fn create_push_factor(
         "app_id": app_id,
         "notification_platform": platform,
         "notification_token": token,
-        "credential_sid": SidKind::Credential.generate(),
+        "credential_sid": CredentialSid::generate(),
     });
     let entity = EntityRow {
         id: 0,
-        sid: SidKind::Entity.generate(),
+        sid: EntitySid::generate().into(),
         service_id: service.id,
         account_sid: service.account_sid.clone(),
         service_sid: service.sid.clone(),
@@ -156,15 +157,15 @@ pub async fn create_push_factor(
     };
     let factor = FactorRow {
         id: 0,
-        sid: SidKind::Factor.generate(),
+        sid: FactorSid::generate().into(),
         entity_id: 0,
         account_sid: service.account_sid.clone(),
         service_sid: service.sid.clone(),
         entity_sid: String::new(),
         identity: identity.to_owned(),
         friendly_name: friendly_name.to_owned(),
-        factor_type: "push".to_owned(),
-        status: "unverified".to_owned(),
+        factor_type: FactorType::Push,
+        status: FactorStatus::Unverified,
         binding_alg: "ES256".to_owned(),
         binding_public_key: public_key.to_owned(),
         credential_sid: config["credential_sid"].as_str().unwrap_or_default().to_owned(),
@@ -181,9 +182,7 @@ pub async fn create_push_factor(
     let created = match state.store.create_factor(&entity, factor, limits, &event).await {
         Ok(created) => created,
         // The Service was deleted meanwhile.
-        Err(e) if is_foreign_key_violation(&e) => {
-            return Err(ApiError::NotFound(format!("/v2/Services/{}", service.sid)))
-        }
+        Err(e) if is_foreign_key_violation(&e) => return Err(Missing::Service(&service.sid).into()),
         Err(e) => return Err(e.into()),
     };
     match created {
@@ -217,13 +216,10 @@ pub async fn create_new_factor(
 }
 
 async fn factor_of(state: &AppState, account_sid: &str, path: &EntityItemPath) -> ApiResult<FactorRow> {
-    let not_found = || {
-        ApiError::NotFound(format!("/v2/Services/{}/Entities/{}/Factors/{}", path.service_sid, path.identity, path.sid))
-    };
-    if !SidKind::Factor.matches(&path.sid) || !SidKind::Service.matches(&path.service_sid) {
-        return Err(not_found());
-    }
-    state.store.factor(account_sid, &path.service_sid, &path.identity, &path.sid).await?.ok_or_else(not_found)
+    let missing = path.factor();
+    let sid: FactorSid = path_sid(&path.sid, missing)?;
+    let service_sid: ServiceSid = path_sid(&path.service_sid, missing)?;
+    state.store.factor(account_sid, &service_sid, &path.identity, &sid).await?.ok_or_else(|| missing.into())
 }
 
 /// The Factor a backend or its own device names in the path.
@@ -252,7 +248,7 @@ pub fn apply_factor_update(factor: &mut FactorRow, p: &Params, now: i64) -> ApiR
         if !verified {
             return Err(ApiError::FactorVerificationFailed);
         }
-        factor.status = "verified".to_owned();
+        factor.status = FactorStatus::Verified;
     }
     if let Some(name) = p.text("FriendlyName", FACTOR_FRIENDLY_NAME_MAX)? {
         factor.friendly_name = name.to_owned();
@@ -264,11 +260,11 @@ pub fn apply_factor_update(factor: &mut FactorRow, p: &Params, now: i64) -> ApiR
     if let Some(version) = p.text("Config.SdkVersion", 64)? {
         config.insert("sdk_version".into(), Value::String(version.to_owned()));
     }
-    if let Some(platform) = p.one_of("Config.NotificationPlatform", &["apn", "fcm", "none"])? {
-        if platform != "none" && config.get("notification_token").is_none_or(Value::is_null) {
+    if let Some(platform) = p.word::<NotificationPlatform>("Config.NotificationPlatform")? {
+        if platform != NotificationPlatform::None && config.get("notification_token").is_none_or(Value::is_null) {
             return Err(ApiError::MissingParameter("Config.NotificationToken"));
         }
-        config.insert("notification_platform".into(), Value::String(platform.to_owned()));
+        config.insert("notification_platform".into(), Value::String(platform.to_string()));
     }
     factor.config = Value::Object(config).to_string();
     factor.date_updated = now;
@@ -289,7 +285,7 @@ pub async fn update_factor(
     loop {
         let mut factor = current.clone();
         apply_factor_update(&mut factor, &p, now)?;
-        let event = (current.status != "verified" && factor.status == "verified")
+        let event = (current.status != FactorStatus::Verified && factor.status == FactorStatus::Verified)
             .then(|| webhooks::factor_event("factor.verified", &factor, &state.webhooks, now));
         if state.store.update_factor(&current, &factor, event.as_ref()).await? {
             if event.is_some() {

@@ -9,6 +9,7 @@
 //! UTF-8 is an error, never a silent U+FFFD, and so is U+0000 in a name or value (PostgreSQL cannot
 //! store it in text; SQLite could, so both refuse it).
 
+use crate::domain::status::Word;
 use std::future::Future;
 use std::pin::Pin;
 
@@ -113,6 +114,11 @@ impl Params {
             .find(|a| *a == v)
             .map(Some)
             .ok_or_else(|| ApiError::invalid(name, format!("must be one of: {}", allowed.join(", "))))
+    }
+
+    /// [`Params::one_of`] the words of `W`, parsed.
+    pub fn word<W: Word>(&self, name: &'static str) -> Result<Option<W>, ApiError> {
+        Ok(self.one_of(name, W::NAMES)?.and_then(|v| v.parse().ok()))
     }
 
     /// Every pair, in arrival order.

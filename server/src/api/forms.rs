@@ -7,12 +7,13 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
 use super::auth::AccountAuth;
-use super::State;
+use super::{Missing, State};
 use crate::domain::rules::{
     APP_ID_MAX, DETAILS_FIELDS_MAX, DETAILS_MESSAGE_MAX, FACTOR_FRIENDLY_NAME_MAX, FIELD_LABEL_MAX, FIELD_VALUE_MAX,
     JSON_TEXT_MAX,
 };
-use crate::error::{ApiError, ApiResult};
+use crate::domain::status::{FactorType, NotificationPlatform};
+use crate::error::ApiResult;
 
 #[derive(Deserialize)]
 pub struct FormPath {
@@ -38,12 +39,12 @@ fn push_forms() -> Value {
                          "Config.AppId", "Config.NotificationPlatform"],
             "properties": {
                 "FriendlyName": {"type": "string", "maxLength": FACTOR_FRIENDLY_NAME_MAX},
-                "FactorType": {"const": "push"},
+                "FactorType": {"const": FactorType::Push},
                 "Binding.Alg": {"const": "ES256"},
                 "Binding.PublicKey": {"type": "string", "description": "base64 P-256 SubjectPublicKeyInfo DER"},
                 "Config.SdkVersion": {"type": "string"},
                 "Config.AppId": {"type": "string", "maxLength": APP_ID_MAX},
-                "Config.NotificationPlatform": {"enum": ["apn", "fcm", "none"]},
+                "Config.NotificationPlatform": {"enum": NotificationPlatform::NAMES},
                 "Config.NotificationToken": {"type": "string", "minLength": 32, "maxLength": 255},
                 "Metadata": {"type": "string", "maxLength": JSON_TEXT_MAX,
                              "description": "stringified JSON object of string values"}
@@ -81,12 +82,12 @@ fn push_forms() -> Value {
 
 pub async fn fetch_form(_auth: AccountAuth, state: State, path: web::Path<FormPath>) -> ApiResult<HttpResponse> {
     if path.form_type != "form-push" {
-        return Err(ApiError::NotFound(format!("/v2/Forms/{}", path.form_type)));
+        return Err(Missing::Form(&path.form_type).into());
     }
     Ok(HttpResponse::Ok().json(FormBody {
         form_type: "form-push",
         forms: push_forms(),
-        form_meta: json!({"binding_algorithms": ["ES256"], "notification_platforms": ["apn", "fcm", "none"]}),
+        form_meta: json!({"binding_algorithms": ["ES256"], "notification_platforms": NotificationPlatform::NAMES}),
         url: state.urls.absolute("/v2/Forms/form-push"),
     }))
 }

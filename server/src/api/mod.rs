@@ -16,6 +16,7 @@ pub mod form;
 mod form_props;
 pub mod forms;
 pub mod health;
+pub mod missing;
 pub mod notifications;
 pub mod paging;
 pub mod services;
@@ -31,11 +32,12 @@ use actix_web::{web, HttpRequest};
 use crate::accounts::Accounts;
 use crate::clock::SharedClock;
 use crate::crypto::access_token::TokenKey;
-use crate::domain::sid::SidKind;
+use crate::domain::sid::ServiceSid;
 use crate::error::{ApiError, ApiResult};
 use crate::store::entities::EntityRow;
 use crate::store::services::ServiceRow;
 use crate::store::Store;
+pub use missing::{param_sid, path_sid, Missing};
 pub use urls::Urls;
 
 /// Everything a handler may need.
@@ -167,10 +169,8 @@ pub async fn not_found(req: HttpRequest) -> ApiResult<actix_web::HttpResponse> {
 
 /// The Service `sid` of `account_sid`, or 404 (also for a malformed SID).
 pub async fn service_of(state: &AppState, account_sid: &str, sid: &str) -> ApiResult<ServiceRow> {
-    if !SidKind::Service.matches(sid) {
-        return Err(ApiError::NotFound(format!("/v2/Services/{sid}")));
-    }
-    state.store.service(account_sid, sid).await?.ok_or_else(|| ApiError::NotFound(format!("/v2/Services/{sid}")))
+    let service_sid: ServiceSid = path_sid(sid, Missing::Service(sid))?;
+    state.store.service(account_sid, &service_sid).await?.ok_or_else(|| Missing::Service(sid).into())
 }
 
 /// The Entity `identity` of `service`, or 404.
@@ -179,7 +179,7 @@ pub async fn entity_of(state: &AppState, service: &ServiceRow, identity: &str) -
         .store
         .entity(service.id, identity)
         .await?
-        .ok_or_else(|| ApiError::NotFound(format!("/v2/Services/{}/Entities/{identity}", service.sid)))
+        .ok_or_else(|| Missing::Entity { service: &service.sid, identity }.into())
 }
 
 /// Parses an optional stored JSON text into a value (`null` when absent or unreadable).

@@ -8,10 +8,10 @@ use serde::{Deserialize, Serialize};
 
 use super::auth::AccountAuth;
 use super::form::Form;
-use super::{service_of, State};
+use super::{path_sid, service_of, Missing, State};
 use crate::domain::dates;
-use crate::domain::rules::challenge_status;
-use crate::domain::sid::SidKind;
+use crate::domain::sid::ChallengeSid;
+use crate::domain::status::{ChallengeStatus, PushStatus};
 use crate::error::{ApiError, ApiResult};
 use crate::push::{challenge_push, Resend};
 use crate::store::is_foreign_key_violation;
@@ -50,25 +50,19 @@ pub async fn create_notification(
     Form(p): Form,
 ) -> ApiResult<HttpResponse> {
     let service = service_of(&state, &auth.account_sid, &path.service_sid).await?;
-    let not_found = || {
-        ApiError::NotFound(format!(
-            "/v2/Services/{}/Entities/{}/Challenges/{}",
-            path.service_sid, path.identity, path.challenge_sid
-        ))
-    };
-    if !SidKind::Challenge.matches(&path.challenge_sid) {
-        return Err(not_found());
-    }
+    let missing = Missing::Challenge { service: &path.service_sid, identity: &path.identity, sid: &path.challenge_sid };
+    let not_found = || ApiError::from(missing);
+    let challenge_sid: ChallengeSid = path_sid(&path.challenge_sid, missing)?;
     let ttl = p.int_in("Ttl", 0..=300)?.unwrap_or(300);
     let challenge = state
         .store
-        .challenge(&auth.account_sid, &service.sid, &path.identity, &path.challenge_sid)
+        .challenge(&auth.account_sid, &service.sid, &path.identity, &challenge_sid)
         .await?
         .ok_or_else(not_found)?;
     let now = state.clock.now();
-    match challenge_status(&challenge.status, challenge.expiration_date, now) {
-        "pending" => {}
-        "expired" => return Err(ApiError::ChallengeExpired),
+    match challenge.status.at(challenge.expiration_date, now) {
+        ChallengeStatus::Pending => {}
+        ChallengeStatus::Expired => return Err(ApiError::ChallengeExpired),
         _ => return Err(ApiError::ChallengeResponded),
     }
     let factor = state
@@ -99,7 +93,7 @@ pub async fn create_notification(
         Err(e) if is_foreign_key_violation(&e) => return Err(not_found()),
         Err(e) => return Err(e.into()),
     }
-    if push.status == "queued" {
+    if push.status == PushStatus::Queued {
         state.push_wake.notify_one();
     }
     Ok(HttpResponse::Created().json(NotificationBody {

@@ -6,10 +6,11 @@ use serde::{Deserialize, Serialize};
 use super::auth::{AccountAuth, Caller};
 use super::form::{Form, Params, Query};
 use super::paging::{list_response, PageRequest};
-use super::{service_of, State};
+use super::{param_sid, service_of, Missing, State};
 use crate::domain::dates;
 use crate::domain::rules::SERVICE_FRIENDLY_NAME_MAX;
-use crate::domain::sid::SidKind;
+use crate::domain::sid::{CredentialSid, ServiceSid, WrongSid};
+use crate::domain::status::CredentialType;
 use crate::error::{ApiError, ApiResult};
 use crate::store::services::ServiceRow;
 
@@ -169,13 +170,12 @@ fn render(state: &State, s: &ServiceRow) -> ServiceBody {
     }
 }
 
-/// An optional SID parameter of the given kind.
-fn sid_param(p: &Params, name: &'static str, kind: SidKind) -> ApiResult<Option<String>> {
-    match p.get(name) {
-        None => Ok(None),
-        Some(v) if kind.matches(v) => Ok(Some(v.to_owned())),
-        Some(_) => Err(ApiError::invalid(name, format!("must be a {}… SID", kind.prefix()))),
-    }
+/// An optional SID parameter of the kind `S`.
+fn sid_param<S>(p: &Params, name: &'static str) -> ApiResult<Option<String>>
+where
+    S: std::str::FromStr<Err = WrongSid> + Into<String>,
+{
+    p.get(name).map(|v| param_sid::<S>(name, v).map(Into::into)).transpose()
 }
 
 /// Applies every settable parameter present in `p` to `s` (create and update share this).
@@ -189,10 +189,10 @@ fn apply(s: &mut ServiceRow, p: &Params) -> ApiResult<()> {
     if let Some(v) = p.bool("Push.IncludeDate")? {
         s.push_include_date = v;
     }
-    if let Some(v) = sid_param(p, "Push.ApnCredentialSid", SidKind::Credential)? {
+    if let Some(v) = sid_param::<CredentialSid>(p, "Push.ApnCredentialSid")? {
         s.push_apn_credential_sid = Some(v);
     }
-    if let Some(v) = sid_param(p, "Push.FcmCredentialSid", SidKind::Credential)? {
+    if let Some(v) = sid_param::<CredentialSid>(p, "Push.FcmCredentialSid")? {
         s.push_fcm_credential_sid = Some(v);
     }
     if let Some(v) = p.text("Totp.Issuer", 255)? {
@@ -259,8 +259,8 @@ fn apply(s: &mut ServiceRow, p: &Params) -> ApiResult<()> {
 /// Credential SIDs given in `p` must name this account's credentials of the right type.
 async fn check_credentials(state: &State, service: &ServiceRow, p: &Params) -> ApiResult<()> {
     let pairs = [
-        ("Push.ApnCredentialSid", "apn", &service.push_apn_credential_sid),
-        ("Push.FcmCredentialSid", "fcm", &service.push_fcm_credential_sid),
+        ("Push.ApnCredentialSid", CredentialType::Apn, &service.push_apn_credential_sid),
+        ("Push.FcmCredentialSid", CredentialType::Fcm, &service.push_fcm_credential_sid),
     ];
     for (name, kind, sid) in pairs {
         let Some(sid) = sid.as_deref().filter(|_| p.has(name)) else { continue };
@@ -278,7 +278,7 @@ pub async fn create_service(auth: AccountAuth, state: State, Form(p): Form) -> A
     let now = state.clock.now();
     let mut service = ServiceRow {
         id: 0,
-        sid: SidKind::Service.generate(),
+        sid: ServiceSid::generate().into(),
         account_sid: auth.account_sid,
         friendly_name: String::new(),
         push_include_date: false,
@@ -332,7 +332,7 @@ pub async fn update_service(
 pub async fn delete_service(auth: AccountAuth, state: State, path: web::Path<ServicePath>) -> ApiResult<HttpResponse> {
     let service = service_of(&state, &auth.account_sid, &path.sid).await?;
     if !state.store.delete_service(&auth.account_sid, &service.sid).await? {
-        return Err(ApiError::NotFound(format!("/v2/Services/{}", service.sid)));
+        return Err(Missing::Service(&service.sid).into());
     }
     Ok(HttpResponse::NoContent().finish())
 }

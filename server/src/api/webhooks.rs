@@ -8,10 +8,11 @@ use super::auth::AccountAuth;
 use super::entities::ServiceScope;
 use super::form::{Form, Params, Query};
 use super::paging::{list_response, PageRequest};
-use super::{service_of, AppState, State};
+use super::{path_sid, service_of, AppState, Missing, State};
 use crate::domain::dates;
 use crate::domain::rules::{is_http_url, WEBHOOK_EVENT_TYPES};
-use crate::domain::sid::SidKind;
+use crate::domain::sid::WebhookSid;
+use crate::domain::status::WebhookStatus;
 use crate::error::{ApiError, ApiResult};
 use crate::store::webhooks::WebhookRow;
 
@@ -33,7 +34,7 @@ struct WebhookBody {
     event_types: Vec<String>,
     webhook_method: String,
     webhook_url: String,
-    status: String,
+    status: WebhookStatus,
     version: String,
     date_created: String,
     date_updated: String,
@@ -49,7 +50,7 @@ fn render(state: &AppState, w: &WebhookRow) -> WebhookBody {
         event_types: w.event_types.split(',').filter(|e| !e.is_empty()).map(str::to_owned).collect(),
         webhook_method: w.webhook_method.clone(),
         webhook_url: w.webhook_url.clone(),
-        status: w.status.clone(),
+        status: w.status,
         version: w.version.clone(),
         date_created: dates::format(w.date_created),
         date_updated: dates::format(w.date_updated),
@@ -85,8 +86,8 @@ fn apply(w: &mut WebhookRow, p: &Params) -> ApiResult<()> {
         }
         w.webhook_url = url.to_owned();
     }
-    if let Some(status) = p.one_of("Status", &["enabled", "disabled"])? {
-        w.status = status.to_owned();
+    if let Some(status) = p.word::<WebhookStatus>("Status")? {
+        w.status = status;
     }
     if let Some(version) = p.one_of("Version", &["v1", "v2"])? {
         w.version = version.to_owned();
@@ -109,7 +110,7 @@ pub async fn create_webhook(
     let now = state.clock.now();
     let mut webhook = WebhookRow {
         id: 0,
-        sid: SidKind::Webhook.generate(),
+        sid: WebhookSid::generate().into(),
         service_id: service.id,
         account_sid: service.account_sid,
         service_sid: service.sid,
@@ -117,7 +118,7 @@ pub async fn create_webhook(
         event_types: String::new(),
         webhook_url: String::new(),
         webhook_method: "POST".to_owned(),
-        status: "enabled".to_owned(),
+        status: WebhookStatus::Enabled,
         version: "v2".to_owned(),
         date_created: now,
         date_updated: now,
@@ -129,11 +130,9 @@ pub async fn create_webhook(
 
 async fn webhook_of(state: &AppState, account_sid: &str, path: &WebhookPath) -> ApiResult<WebhookRow> {
     let service = service_of(state, account_sid, &path.service_sid).await?;
-    let not_found = || ApiError::NotFound(format!("/v2/Services/{}/Webhooks/{}", path.service_sid, path.sid));
-    if !SidKind::Webhook.matches(&path.sid) {
-        return Err(not_found());
-    }
-    state.store.webhook(service.id, &path.sid).await?.ok_or_else(not_found)
+    let missing = Missing::Webhook { service: &path.service_sid, sid: &path.sid };
+    let sid: WebhookSid = path_sid(&path.sid, missing)?;
+    state.store.webhook(service.id, &sid).await?.ok_or_else(|| missing.into())
 }
 
 pub async fn fetch_webhook(auth: AccountAuth, state: State, path: web::Path<WebhookPath>) -> ApiResult<HttpResponse> {

@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{b64url, b64url_decode, sha256};
 use crate::domain::sid::random_bytes;
+use crate::domain::status::FactorType;
 
 /// What an access token grants.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -20,7 +21,7 @@ pub struct AccessTokenClaims {
     pub account_sid: String,
     pub service_sid: String,
     pub identity: String,
-    pub factor_type: String,
+    pub factor_type: FactorType,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub factor_friendly_name: Option<String>,
     pub iat: i64,
@@ -133,7 +134,7 @@ mod tests {
             account_sid: "AC00000000000000000000000000000000".into(),
             service_sid: "VA00000000000000000000000000000000".into(),
             identity: "user-1234".into(),
-            factor_type: "push".into(),
+            factor_type: FactorType::Push,
             factor_friendly_name: Some("Pixel".into()),
             iat: 1_700_000_000,
             exp: 1_700_000_060,

@@ -13,11 +13,16 @@ use proptest::prelude::*;
 
 use super::access_token::{AccessTokenClaims, TokenError, TokenKey, MAX_TOKEN_LEN};
 use super::device_jwt_props::mutate;
+use crate::domain::status::FactorType;
 
 fn claims() -> impl Strategy<Value = AccessTokenClaims> {
     (
         ("YK[0-9a-f]{32}", "AC[0-9a-f]{32}", "VA[0-9a-f]{32}"),
-        (".{0,40}", prop_oneof![Just("push".to_owned()), ".{0,8}"], proptest::option::of(".{0,40}")),
+        (
+            ".{0,40}",
+            proptest::sample::select(vec![FactorType::Push, FactorType::Totp, FactorType::Passkeys]),
+            proptest::option::of(".{0,40}"),
+        ),
         (any::<i64>(), any::<i64>()),
     )
         .prop_map(

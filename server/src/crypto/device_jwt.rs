@@ -130,6 +130,7 @@ impl<'a> FactorJwt<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::domain::status::ChallengeStatus;
 
     // docs/protocol/device-protocol.md#worked-example: the self-generated worked example.
     const PUBLIC_KEY: &str = "MFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAE9VJ17/I+WA77JSlFU1UTmeAXLC0/fCMUe7TWiH1xdZ2BqGwXU3hUk1KbC+L22/oIEk/km0LnU6+etBIQsm6HHw==";
@@ -161,7 +162,7 @@ mod tests {
     fn the_worked_example_challenge_answer_verifies_and_carries_its_fields() {
         let jws = Jws::parse(CHALLENGE_JWS).unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(jws.verify(&key()), Ok(()));
-        assert_eq!(jws.payload["status"], "approved");
+        assert_eq!(jws.payload["status"], ChallengeStatus::Approved.as_str());
         assert_eq!(jws.payload["details"]["fields"][0]["label"], "IP");
         assert!(jws.header.get("kid").is_none());
     }

@@ -8,6 +8,7 @@
 //! Commit the file with the fix. The seeds there now are the cases that caught deliberately
 //! broken copies of the code (run once to check that each property can fail).
 
+use crate::domain::status::ChallengeStatus;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use base64::Engine;
 use p256::ecdsa::signature::Signer;
@@ -220,7 +221,7 @@ proptest! {
     fn challenge_answers_verify_over_the_received_bytes_in_either_style(
         key in signing_key(),
         fields in proptest::collection::btree_map("[a-z_]{1,12}", json_value(), 0..8),
-        status in prop_oneof![Just("approved"), Just("denied")],
+        status in prop_oneof![Just(ChallengeStatus::Approved.as_str()), Just(ChallengeStatus::Denied.as_str())],
         android in any::<bool>(),
         header_reversed in any::<bool>(),
     ) {
@@ -247,7 +248,7 @@ proptest! {
         to in 0u8..0x80,
     ) {
         let mut members: Vec<(String, Value)> = fields.into_iter().collect();
-        members.push(("status".to_owned(), Value::from("approved")));
+        members.push(("status".to_owned(), Value::from(ChallengeStatus::Approved.as_str())));
         let header = [("typ".to_owned(), Value::from("JWT")), ("alg".to_owned(), Value::from("ES256"))];
         let token = compact(&key, &object_text(&header, android), &object_text(&members, android));
         if let Some(changed) = mutate(&token, at, to) {

@@ -3,6 +3,10 @@
 pub mod dates;
 pub mod rules;
 pub mod sid;
+pub mod status;
 
 #[cfg(test)]
 mod sid_props;
+#[cfg(test)]
+#[allow(clippy::unwrap_used, reason = "tests: a failure is a panic")]
+mod typed_check;

@@ -77,15 +77,6 @@ pub fn details_field(text: &str) -> Result<Value, String> {
     Ok(Value::Object(field))
 }
 
-/// A Challenge's status as clients see it: pending past its expiration reads as expired.
-pub fn challenge_status(stored: &str, expiration_date: i64, now: i64) -> &str {
-    if stored == "pending" && expiration_date <= now {
-        "expired"
-    } else {
-        stored
-    }
-}
-
 /// An absolute `http`/`https` URL with a host.
 pub fn is_http_url(url: &str) -> bool {
     let rest = url.strip_prefix("https://").or_else(|| url.strip_prefix("http://"));
@@ -143,13 +134,6 @@ mod tests {
         assert!(details_field(r#"{"label": 1, "value": "x"}"#).is_err());
         assert!(details_field(&format!(r#"{{"label": "{}", "value": "x"}}"#, "l".repeat(37))).is_err());
         assert!(details_field(&format!(r#"{{"label": "l", "value": "{}"}}"#, "v".repeat(129))).is_err());
-    }
-
-    #[test]
-    fn pending_challenges_past_expiry_read_as_expired() {
-        assert_eq!(challenge_status("pending", 100, 99), "pending");
-        assert_eq!(challenge_status("pending", 100, 100), "expired");
-        assert_eq!(challenge_status("approved", 100, 200), "approved");
     }
 
     #[test]

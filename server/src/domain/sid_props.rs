@@ -10,17 +10,7 @@ use proptest::prelude::*;
 
 use super::sid::SidKind;
 
-const KINDS: [SidKind; 9] = [
-    SidKind::Account,
-    SidKind::ApiKey,
-    SidKind::Service,
-    SidKind::Entity,
-    SidKind::Factor,
-    SidKind::Challenge,
-    SidKind::AccessToken,
-    SidKind::Webhook,
-    SidKind::Credential,
-];
+const KINDS: [SidKind; 9] = SidKind::ALL;
 
 fn kind() -> impl Strategy<Value = SidKind> {
     proptest::sample::select(KINDS.to_vec())

@@ -12,6 +12,7 @@ pub mod fcm;
 pub mod secrets;
 pub mod worker;
 
+use crate::domain::status::{NotificationPlatform, PushStatus};
 use std::time::Duration;
 
 use serde_json::{json, Map, Value};
@@ -71,13 +72,13 @@ pub fn challenge_push(
     now: i64,
 ) -> Option<PushRow> {
     let config: Map<String, Value> = serde_json::from_str(&factor.config).ok()?;
-    let platform = config.get("notification_platform")?.as_str()?;
+    let platform: NotificationPlatform = config.get("notification_platform")?.as_str()?.parse().ok()?;
     let target = config.get("notification_token")?.as_str()?.to_owned();
     let topic = config.get("app_id").and_then(Value::as_str).unwrap_or_default().to_owned();
     let credential_sid = match platform {
-        "apn" => service.push_apn_credential_sid.clone(),
-        "fcm" => service.push_fcm_credential_sid.clone(),
-        _ => return None,
+        NotificationPlatform::Apn => service.push_apn_credential_sid.clone(),
+        NotificationPlatform::Fcm => service.push_fcm_credential_sid.clone(),
+        NotificationPlatform::None => return None,
     };
     let details: Map<String, Value> = serde_json::from_str(&challenge.details).unwrap_or_default();
     let message = details.get("message").and_then(Value::as_str).unwrap_or_default();
@@ -95,7 +96,7 @@ pub fn challenge_push(
         custom.insert("date".into(), date.clone().into());
     }
     let payload = match platform {
-        "apn" => {
+        NotificationPlatform::Apn => {
             let mut body = Map::new();
             body.insert(
                 "aps".into(),
@@ -119,13 +120,13 @@ pub fn challenge_push(
         factor_sid: factor.sid.clone(),
         challenge_sid: challenge.sid.clone(),
         notification_sid: resend.map(|r| r.notification_sid.to_owned()),
-        platform: platform.to_owned(),
+        platform,
         target,
         credential_sid,
         topic,
         payload,
         expires_at,
-        status: if recorded { "recorded" } else { "queued" }.to_owned(),
+        status: if recorded { PushStatus::Recorded } else { PushStatus::Queued },
         attempts: 0,
         max_attempts: if resend.is_some_and(|r| r.ttl == 0) { 1 } else { settings.max_attempts },
         next_attempt_at: now,

@@ -2,6 +2,7 @@
 //! up again once it lapses), sends them, records every attempt, and reschedules transient
 //! failures with exponential backoff and jitter until `max_attempts` or the push expires.
 
+use crate::domain::status::{AttemptResult, NotificationPlatform, PushStatus};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
@@ -70,8 +71,8 @@ impl Sender {
                 error: "the credential cannot be decrypted (wrong credentials key?)".into(),
             };
         };
-        match (push.platform.as_str(), &secret) {
-            ("apn", Secret::ApnToken { .. }) => {
+        match (push.platform, &secret) {
+            (NotificationPlatform::Apn, Secret::ApnToken { .. }) => {
                 let base = if credential.sandbox { &self.settings.apns_sandbox_url } else { &self.settings.apns_url };
                 let client = match self.client("", None) {
                     Ok(c) => c,
@@ -86,7 +87,7 @@ impl Sender {
                 }
                 delivery
             }
-            ("apn", Secret::ApnCertificate { certificate, private_key }) => {
+            (NotificationPlatform::Apn, Secret::ApnCertificate { certificate, private_key }) => {
                 let base = if credential.sandbox { &self.settings.apns_sandbox_url } else { &self.settings.apns_url };
                 let identity = format!("{certificate}\n{private_key}");
                 match self.client(&version, Some(identity.as_bytes())) {
@@ -94,7 +95,7 @@ impl Sender {
                     Err(d) => d,
                 }
             }
-            ("fcm", Secret::Fcm { service_account }) => {
+            (NotificationPlatform::Fcm, Secret::Fcm { service_account }) => {
                 let client = match self.client("", None) {
                     Ok(c) => c,
                     Err(d) => return d,
@@ -136,41 +137,47 @@ impl Sender {
         let attempts = push.attempts + 1;
         let (status, next, outcome) = match delivery {
             Delivery::Sent { status } => (
-                "sent",
+                PushStatus::Sent,
                 now,
-                AttemptOutcome { at: now, http_status: Some(status.into()), outcome: "sent", error: None, latency_ms },
+                AttemptOutcome {
+                    at: now,
+                    http_status: Some(status.into()),
+                    outcome: AttemptResult::Sent,
+                    error: None,
+                    latency_ms,
+                },
             ),
             Delivery::Retry { status, error } if attempts < push.max_attempts => {
                 let next = now + crate::workers::backoff(attempts, MAX_BACKOFF_SECS);
-                let status_name = if next < push.expires_at { "retrying" } else { "failed" };
+                let status_name = if next < push.expires_at { PushStatus::Retrying } else { PushStatus::Failed };
                 (
                     status_name,
                     next,
                     AttemptOutcome {
                         at: now,
                         http_status: status.map(i64::from),
-                        outcome: "retry",
+                        outcome: AttemptResult::Retry,
                         error: Some(error),
                         latency_ms,
                     },
                 )
             }
             Delivery::Retry { status, error } | Delivery::Failed { status, error } => (
-                "failed",
+                PushStatus::Failed,
                 now,
                 AttemptOutcome {
                     at: now,
                     http_status: status.map(i64::from),
-                    outcome: "failed",
+                    outcome: AttemptResult::Failed,
                     error: Some(error),
                     latency_ms,
                 },
             ),
         };
-        if status == "failed" {
+        if status == PushStatus::Failed {
             tracing::warn!(push = push.id, challenge = %push.challenge_sid, platform = %push.platform, error = ?outcome.error, "push failed");
         }
-        self.store.record_attempt(Outbox::Pushes, push.id, push.attempts, &outcome, status, next).await
+        self.store.record_attempt(Outbox::Pushes, push.id, push.attempts, &outcome, status.as_str(), next).await
     }
 }
 

@@ -6,6 +6,9 @@
 use super::deliveries::NewEvent;
 use super::script::Script;
 use super::{on_pool, Arg, Page, Sql, Store, Window};
+use std::sync::LazyLock;
+
+use crate::domain::status::{ChallengeStatus, FactorType};
 
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct ChallengeRow {
@@ -18,8 +21,10 @@ pub struct ChallengeRow {
     pub entity_sid: String,
     pub identity: String,
     pub factor_sid: String,
-    pub factor_type: String,
-    pub status: String,
+    #[sqlx(try_from = "String")]
+    pub factor_type: FactorType,
+    #[sqlx(try_from = "String")]
+    pub status: ChallengeStatus,
     pub responded_reason: String,
     /// `{"message", "date"?, "fields"}` as JSON text.
     pub details: String,
@@ -35,12 +40,34 @@ pub(crate) const COLUMNS: &str = "id, sid, entity_id, factor_id, account_sid, se
     identity, factor_sid, factor_type, status, responded_reason, details, hidden_details, \
     metadata, expiration_date, date_responded, date_created, date_updated";
 
+/// The conditional answer: only a pending, unexpired Challenge takes it.
+static RESPOND: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "UPDATE challenges SET status = ?, metadata = COALESCE(?, metadata), date_responded = ?, \
+         date_updated = ? WHERE id = ? AND status = {PENDING} AND expiration_date > ? RETURNING id"
+    )
+});
+
+/// The sweeper's expiry of a batch of overdue pending Challenges.
+static EXPIRE: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "UPDATE challenges SET status = {EXPIRED}, date_updated = $1 WHERE status = {PENDING} AND id IN \
+         (SELECT id FROM challenges WHERE status = {PENDING} AND expiration_date <= $1 LIMIT $2)"
+    )
+});
+
+static LIST_PENDING: LazyLock<String> = LazyLock::new(|| format!(" AND status = {PENDING} AND +expiration_date > ?"));
+static LIST_EXPIRED: LazyLock<String> =
+    LazyLock::new(|| format!(" AND (status = {EXPIRED} OR (status = {PENDING} AND expiration_date <= ?))"));
+
+const PENDING: &str = ChallengeStatus::Pending.sql();
+const EXPIRED: &str = ChallengeStatus::Expired.sql();
+
 /// A Challenge list's filters.
 #[derive(Debug, Default, Clone)]
 pub struct ChallengeFilter {
     pub factor_sid: Option<String>,
-    /// `pending`, `expired`, `approved` or `denied`.
-    pub status: Option<&'static str>,
+    pub status: Option<ChallengeStatus>,
 }
 
 impl Store {
@@ -81,7 +108,7 @@ impl Store {
     pub async fn respond_challenge(
         &self,
         id: i64,
-        status: &str,
+        status: ChallengeStatus,
         metadata: Option<&str>,
         now: i64,
         event: &NewEvent,
@@ -89,9 +116,15 @@ impl Store {
         let (text, args) = event.insert(self.backend());
         let script = Script::new()
             .then(
-                "UPDATE challenges SET status = ?, metadata = COALESCE(?, metadata), date_responded = ?, \
-                 date_updated = ? WHERE id = ? AND status = 'pending' AND expiration_date > ? RETURNING id",
-                [Arg::text(status), Arg::opt_text(metadata), Arg::Int(now), Arg::Int(now), Arg::Int(id), Arg::Int(now)],
+                &RESPOND,
+                [
+                    Arg::text(status.as_str()),
+                    Arg::opt_text(metadata),
+                    Arg::Int(now),
+                    Arg::Int(now),
+                    Arg::Int(id),
+                    Arg::Int(now),
+                ],
             )
             .then_if_returned(&text, args);
         Ok(!self.run_script(script).await?.is_empty())
@@ -102,16 +135,7 @@ impl Store {
     /// after the subquery read it, and then leaves the answer alone.
     pub async fn expire_challenges(&self, now: i64, batch: i64) -> Result<u64, sqlx::Error> {
         on_pool!(self, write, |pool| {
-            sqlx::query(
-                "UPDATE challenges SET status = 'expired', date_updated = $1 WHERE status = 'pending' AND id IN \
-                 (SELECT id FROM challenges WHERE status = 'pending' AND expiration_date <= $1 \
-                 LIMIT $2)",
-            )
-            .bind(now)
-            .bind(batch)
-            .execute(pool)
-            .await
-            .map(|r| r.rows_affected())
+            sqlx::query(&EXPIRE).bind(now).bind(batch).execute(pool).await.map(|r| r.rows_affected())
         })
     }
 }
@@ -125,16 +149,16 @@ pub(crate) fn list_sql(entity_id: i64, filter: &ChallengeFilter, now: i64) -> Sq
     }
     match filter.status {
         None => {}
-        Some("pending") => {
+        Some(ChallengeStatus::Pending) => {
             // `+` keeps expiration_date from driving the plan: without statistics SQLite would
             // scan every pending challenge of the database (BENCHMARKS.md, device-poll at 1M).
-            sql.push(" AND status = 'pending' AND +expiration_date > ?", [Arg::Int(now)]);
+            sql.push(&LIST_PENDING, [Arg::Int(now)]);
         }
-        Some("expired") => {
-            sql.push(" AND (status = 'expired' OR (status = 'pending' AND expiration_date <= ?))", [Arg::Int(now)]);
+        Some(ChallengeStatus::Expired) => {
+            sql.push(&LIST_EXPIRED, [Arg::Int(now)]);
         }
         Some(other) => {
-            sql.push(" AND status = ?", [Arg::Text(other.to_owned())]);
+            sql.push(" AND status = ?", [Arg::text(other.as_str())]);
         }
     }
     sql

@@ -2,6 +2,7 @@
 //! this layer only moves the ciphertext.
 
 use super::{on_pool, Arg, Page, Sql, Store, Window};
+use crate::domain::status::CredentialType;
 
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct CredentialRow {
@@ -10,7 +11,8 @@ pub struct CredentialRow {
     pub account_sid: String,
     pub friendly_name: Option<String>,
     /// `apn` or `fcm`.
-    pub r#type: String,
+    #[sqlx(try_from = "String")]
+    pub r#type: CredentialType,
     pub sandbox: bool,
     pub secret: String,
     pub date_created: i64,
@@ -29,7 +31,7 @@ impl Store {
             .bind(&c.sid)
             .bind(&c.account_sid)
             .bind(&c.friendly_name)
-            .bind(&c.r#type)
+            .bind(c.r#type.as_str())
             .bind(c.sandbox)
             .bind(&c.secret)
             .bind(c.date_created)

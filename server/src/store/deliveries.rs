@@ -13,6 +13,18 @@ use super::outbox::{Logged, Outbox};
 use super::{on_pool, Arg, Backend, Page, Sql, Store, Window};
 
 /// An event to record with a change.
+use crate::domain::status::{DeliveryStatus, WebhookStatus};
+
+/// A claimed delivery whose webhook was disabled or deleted: cancelled, if still this claim's.
+static CANCEL: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+    format!(
+        "UPDATE webhook_deliveries SET status = {}, lease_until = NULL, last_error = $2, date_updated = $3 \
+         WHERE id = $1 AND status = {}",
+        DeliveryStatus::Cancelled.sql(),
+        DeliveryStatus::Sending.sql()
+    )
+});
+
 #[derive(Debug, Clone)]
 pub struct NewEvent {
     pub account_sid: String,
@@ -37,7 +49,8 @@ pub struct DeliveryRow {
     pub event_type: String,
     pub factor_sid: String,
     pub fields: String,
-    pub status: String,
+    #[sqlx(try_from = "String")]
+    pub status: DeliveryStatus,
     pub attempts: i64,
     pub max_attempts: i64,
     pub next_attempt_at: i64,
@@ -54,7 +67,8 @@ pub struct WebhookTarget {
     pub service_sid: String,
     pub webhook_url: String,
     pub version: String,
-    pub status: String,
+    #[sqlx(try_from = "String")]
+    pub status: WebhookStatus,
 }
 
 #[derive(Debug, Default, Clone)]
@@ -89,10 +103,12 @@ impl NewEvent {
         let text = format!(
             "INSERT INTO webhook_deliveries (uuid, account_sid, service_sid, webhook_sid, url, version, event_type, \
              factor_sid, fields, status, attempts, max_attempts, next_attempt_at, lease_until, last_error, \
-             date_created, date_updated) SELECT {}, ?, service_sid, sid, webhook_url, version, ?, ?, ?, 'pending', 0, \
-             ?, ?, NULL, NULL, ?, ? FROM webhooks WHERE service_sid = ? AND status = 'enabled' \
+             date_created, date_updated) SELECT {}, ?, service_sid, sid, webhook_url, version, ?, ?, ?, {}, 0, \
+             ?, ?, NULL, NULL, ?, ? FROM webhooks WHERE service_sid = ? AND status = {} \
              AND ((',' || event_types || ',') LIKE '%,*,%' OR (',' || event_types || ',') LIKE ?)",
-            uuid_sql(backend)
+            uuid_sql(backend),
+            DeliveryStatus::Pending.sql(),
+            WebhookStatus::Enabled.sql()
         );
         let args = vec![
             Arg::text(&self.account_sid),
@@ -141,16 +157,7 @@ impl Store {
     /// attempt; not one that another claim settled meanwhile.
     pub async fn cancel_delivery(&self, id: i64, reason: &str, now: i64) -> Result<(), sqlx::Error> {
         on_pool!(self, write, |pool| {
-            sqlx::query(
-                "UPDATE webhook_deliveries SET status = 'cancelled', lease_until = NULL, last_error = $2, date_updated = $3 \
-                 WHERE id = $1 AND status = 'sending'",
-            )
-            .bind(id)
-            .bind(reason)
-            .bind(now)
-            .execute(pool)
-            .await
-            .map(|_| ())
+            sqlx::query(&CANCEL).bind(id).bind(reason).bind(now).execute(pool).await.map(|_| ())
         })
     }
 
@@ -202,11 +209,13 @@ pub(crate) fn claim_sql(backend: Backend) -> String {
         Backend::Postgres => " FOR UPDATE SKIP LOCKED",
         Backend::Sqlite => "",
     };
+    let (pending, retrying, sending) =
+        (DeliveryStatus::Pending.sql(), DeliveryStatus::Retrying.sql(), DeliveryStatus::Sending.sql());
     format!(
-        "UPDATE webhook_deliveries SET status = 'sending', lease_until = $2, date_updated = $1 WHERE id IN (\
-         SELECT d.id FROM webhook_deliveries d WHERE d.status IN ('pending', 'retrying') AND d.next_attempt_at <= $1 \
+        "UPDATE webhook_deliveries SET status = {sending}, lease_until = $2, date_updated = $1 WHERE id IN (\
+         SELECT d.id FROM webhook_deliveries d WHERE d.status IN ({pending}, {retrying}) AND d.next_attempt_at <= $1 \
          AND NOT EXISTS (SELECT 1 FROM webhook_deliveries e \
          WHERE e.webhook_sid = d.webhook_sid AND e.factor_sid = d.factor_sid AND e.id < d.id \
-         AND e.status IN ('pending', 'retrying', 'sending')) LIMIT $3{lock}) RETURNING {COLUMNS}"
+         AND e.status IN ({pending}, {retrying}, {sending})) LIMIT $3{lock}) RETURNING {COLUMNS}"
     )
 }

@@ -7,6 +7,16 @@ use super::entities::{count_entity_creation_args, EntityRow, COUNT_ENTITY_CREATI
 use super::script::Script;
 use super::{bind_args, is_check_violation, on_pool, Arg, Page, Sql, Store, Window};
 use crate::domain::rules::day_of;
+use crate::domain::status::{FactorStatus, FactorType};
+
+/// The sweeper's delete of a batch of stale unverified Factors.
+static DELETE_STALE: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+    let unverified = FactorStatus::Unverified.sql();
+    format!(
+        "DELETE FROM factors WHERE status = {unverified} AND id IN (SELECT id FROM factors \
+         WHERE status = {unverified} AND date_created <= $1 LIMIT $2)"
+    )
+});
 
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct FactorRow {
@@ -18,8 +28,10 @@ pub struct FactorRow {
     pub entity_sid: String,
     pub identity: String,
     pub friendly_name: String,
-    pub factor_type: String,
-    pub status: String,
+    #[sqlx(try_from = "String")]
+    pub factor_type: FactorType,
+    #[sqlx(try_from = "String")]
+    pub status: FactorStatus,
     pub binding_alg: String,
     /// Base64 SPKI DER, as the device sent it.
     pub binding_public_key: String,
@@ -124,7 +136,7 @@ impl Store {
                    (SELECT COUNT(*) FROM factors WHERE entity_id = $1 AND binding_public_key = $3)",
             )
             .bind(stored.id)
-            .bind(&factor.factor_type)
+            .bind(factor.factor_type.as_str())
             .bind(&factor.binding_public_key)
             .fetch_one(&mut *tx)
             .await?;
@@ -144,8 +156,8 @@ impl Store {
                 .bind(&factor.entity_sid)
                 .bind(&factor.identity)
                 .bind(&factor.friendly_name)
-                .bind(&factor.factor_type)
-                .bind(&factor.status)
+                .bind(factor.factor_type.as_str())
+                .bind(factor.status.as_str())
                 .bind(&factor.binding_alg)
                 .bind(&factor.binding_public_key)
                 .bind(&factor.credential_sid)
@@ -207,12 +219,12 @@ impl Store {
              WHERE id = ? AND friendly_name = ? AND status = ? AND config = ? RETURNING id",
             [
                 Arg::text(&new.friendly_name),
-                Arg::text(&new.status),
+                Arg::text(new.status.as_str()),
                 Arg::text(&new.config),
                 Arg::Int(new.date_updated),
                 Arg::Int(old.id),
                 Arg::text(&old.friendly_name),
-                Arg::text(&old.status),
+                Arg::text(old.status.as_str()),
                 Arg::text(&old.config),
             ],
         );
@@ -244,15 +256,7 @@ impl Store {
     /// concurrent verification changed after the subquery read it, and then keeps the Factor.
     pub async fn delete_stale_unverified_factors(&self, cutoff: i64, batch: i64) -> Result<u64, sqlx::Error> {
         on_pool!(self, write, |pool| {
-            sqlx::query(
-                "DELETE FROM factors WHERE status = 'unverified' AND id IN (SELECT id FROM factors \
-                 WHERE status = 'unverified' AND date_created <= $1 LIMIT $2)",
-            )
-            .bind(cutoff)
-            .bind(batch)
-            .execute(pool)
-            .await
-            .map(|r| r.rows_affected())
+            sqlx::query(&DELETE_STALE).bind(cutoff).bind(batch).execute(pool).await.map(|r| r.rows_affected())
         })
     }
 }

@@ -4,6 +4,14 @@
 
 use super::script::Script;
 use super::{on_pool, Arg, Backend, Db, Store};
+use crate::domain::status::{AttemptResult, PushStatus};
+
+// The outbox states both tables share are the same words in both enums (a test checks it).
+const SENDING: &str = PushStatus::Sending.sql();
+const RETRYING: &str = PushStatus::Retrying.sql();
+const FAILED: &str = PushStatus::Failed.sql();
+const RETRY: &str = AttemptResult::Retry.sql();
+const FAILED_ATTEMPT: &str = AttemptResult::Failed.sql();
 
 /// The error of an attempt whose outcome was never recorded: its instance stopped (a crash,
 /// `kill -9`) or could not write before its lease lapsed. Its request may have reached the
@@ -70,7 +78,7 @@ pub struct Settled {
     pub id: i64,
     pub attempts_before: i64,
     pub outcome: AttemptOutcome,
-    /// The row's new status (`delivered`/`sent`, `retrying`, `failed`…).
+    /// The row's new status: a [`PushStatus`] or [`DeliveryStatus`] as text.
     pub status: &'static str,
     pub next_attempt_at: i64,
 }
@@ -82,7 +90,7 @@ pub struct AttemptRow {
     pub attempt: i64,
     pub at: i64,
     pub http_status: Option<i64>,
-    pub outcome: String,
+    pub outcome: AttemptResult,
     pub error: Option<String>,
     pub latency_ms: i64,
 }
@@ -93,8 +101,7 @@ pub struct AttemptOutcome {
     /// When the attempt was made.
     pub at: i64,
     pub http_status: Option<i64>,
-    /// `sent`, `retry` or `failed`.
-    pub outcome: &'static str,
+    pub outcome: AttemptResult,
     pub error: Option<String>,
     pub latency_ms: i64,
 }
@@ -130,7 +137,7 @@ impl Store {
         // on (or the row no longer sending) and leaves the newer state alone.
         let update = format!(
             "UPDATE {table} SET status = ?, attempts = attempts + 1, next_attempt_at = ?, lease_until = NULL, \
-             last_error = ?, date_updated = ? WHERE id = ? AND status = 'sending' AND attempts = ?"
+             last_error = ?, date_updated = ? WHERE id = ? AND status = {SENDING} AND attempts = ?"
         );
         let mut script = Script::new();
         for s in settled {
@@ -143,7 +150,7 @@ impl Store {
                         Arg::Int(s.attempts_before + 1),
                         Arg::Int(o.at),
                         Arg::opt_int(o.http_status),
-                        Arg::text(o.outcome),
+                        Arg::text(o.outcome.as_str()),
                         Arg::opt_text(o.error.as_deref()),
                         Arg::Int(o.latency_ms),
                     ],
@@ -174,7 +181,7 @@ impl Store {
         // `now`, `error`, `now` (the placeholders of either backend).
         let set = |now: &str, error: &str| {
             format!(
-                "status = CASE WHEN attempts + 1 < max_attempts THEN 'retrying' ELSE 'failed' END, \
+                "status = CASE WHEN attempts + 1 < max_attempts THEN {RETRYING} ELSE {FAILED} END, \
                  attempts = attempts + 1, next_attempt_at = {now}, lease_until = NULL, last_error = {error}, \
                  date_updated = {now}"
             )
@@ -186,14 +193,14 @@ impl Store {
                     .then(
                         &format!(
                             "INSERT INTO {columns} SELECT id, attempts + 1, date_updated, NULL, \
-                             CASE WHEN attempts + 1 < max_attempts THEN 'retry' ELSE 'failed' END, ?, 0 \
-                             FROM {table} WHERE status = 'sending' AND lease_until <= ?"
+                             CASE WHEN attempts + 1 < max_attempts THEN {RETRY} ELSE {FAILED_ATTEMPT} END, ?, 0 \
+                             FROM {table} WHERE status = {SENDING} AND lease_until <= ?"
                         ),
                         [Arg::text(INTERRUPTED), Arg::Int(now)],
                     )
                     .then(
                         &format!(
-                            "UPDATE {table} SET {} WHERE status = 'sending' AND lease_until <= ? RETURNING id",
+                            "UPDATE {table} SET {} WHERE status = {SENDING} AND lease_until <= ? RETURNING id",
                             set("?", "?")
                         ),
                         [Arg::Int(now), Arg::text(INTERRUPTED), Arg::Int(now), Arg::Int(now)],
@@ -206,10 +213,10 @@ impl Store {
             Db::Postgres(pool) => {
                 let sql = format!(
                     "WITH lapsed AS (UPDATE {table} t SET {} FROM (SELECT id, date_updated AS claimed_at \
-                     FROM {table} WHERE status = 'sending' AND lease_until <= $1 FOR UPDATE SKIP LOCKED) c \
+                     FROM {table} WHERE status = {SENDING} AND lease_until <= $1 FOR UPDATE SKIP LOCKED) c \
                      WHERE t.id = c.id RETURNING t.id, t.attempts, t.status, c.claimed_at) \
                      INSERT INTO {columns} SELECT id, attempts, claimed_at, NULL, \
-                     CASE WHEN status = 'failed' THEN 'failed' ELSE 'retry' END, $2, 0 FROM lapsed",
+                     CASE WHEN status = {FAILED} THEN {FAILED_ATTEMPT} ELSE {RETRY} END, $2, 0 FROM lapsed",
                     set("$1", "$2")
                 );
                 let done = sqlx::query(&sql).bind(now).bind(INTERRUPTED).execute(pool).await?;
@@ -231,7 +238,15 @@ impl Store {
 #[allow(clippy::unwrap_used, reason = "tests: a failure is a panic")]
 mod tests {
     use super::*;
+    use crate::domain::status::DeliveryStatus;
     use crate::store::Db;
+
+    #[test]
+    fn both_outboxes_spell_their_shared_states_alike() {
+        assert_eq!(PushStatus::Sending.as_str(), DeliveryStatus::Sending.as_str());
+        assert_eq!(PushStatus::Retrying.as_str(), DeliveryStatus::Retrying.as_str());
+        assert_eq!(PushStatus::Failed.as_str(), DeliveryStatus::Failed.as_str());
+    }
 
     async fn delivery_state(store: &Store) -> (String, i64) {
         let Db::Sqlite { read, .. } = &store.db else { unreachable!() };
@@ -241,7 +256,7 @@ mod tests {
             .unwrap()
     }
 
-    fn outcome(at: i64, outcome: &'static str) -> AttemptOutcome {
+    fn outcome(at: i64, outcome: AttemptResult) -> AttemptOutcome {
         AttemptOutcome { at, http_status: Some(200), outcome, error: None, latency_ms: 1 }
     }
 
@@ -250,24 +265,32 @@ mod tests {
     #[tokio::test]
     async fn a_lapsed_claim_does_not_overwrite_a_newer_settlement() {
         let store = Store::connect("sqlite::memory:", 1).await.unwrap();
-        let insert = "INSERT INTO webhook_deliveries (uuid, account_sid, service_sid, webhook_sid, url, version, \
-            event_type, factor_sid, fields, status, attempts, max_attempts, next_attempt_at, date_created, date_updated) \
-            VALUES ('u', 'AC', 'VA', 'YW', 'http://h', 'v2', 'factor.created', 'YF', '{}', 'pending', 0, 5, 0, 0, 0)";
-        store.run_script(Script::new().then(insert, [])).await.unwrap();
+        let insert = format!(
+            "INSERT INTO webhook_deliveries (uuid, account_sid, service_sid, webhook_sid, url, version, \
+             event_type, factor_sid, fields, status, attempts, max_attempts, next_attempt_at, date_created, \
+             date_updated) VALUES ('u', 'AC', 'VA', 'YW', 'http://h', 'v2', 'factor.created', 'YF', '{{}}', {}, \
+             0, 5, 0, 0, 0)",
+            DeliveryStatus::Pending.sql()
+        );
+        store.run_script(Script::new().then(&insert, [])).await.unwrap();
         let first = store.claim_deliveries(100, 110, 10).await.unwrap();
         assert_eq!(store.reclaim_lapsed(Outbox::WebhookDeliveries, 111).await.unwrap(), 1, "the lease lapsed");
         let second = store.claim_deliveries(111, 121, 10).await.unwrap();
         assert_eq!((first.len(), second.len()), (1, 1), "the lapsed claim is claimed again");
         let id = second[0].id;
-        store.record_attempt(Outbox::WebhookDeliveries, id, 1, &outcome(112, "sent"), "delivered", 112).await.unwrap();
-        store.record_attempt(Outbox::WebhookDeliveries, id, 0, &outcome(113, "retry"), "retrying", 200).await.unwrap();
+        let (sent, retry) = (outcome(112, AttemptResult::Sent), outcome(113, AttemptResult::Retry));
+        let (delivered, retrying) = (DeliveryStatus::Delivered.as_str(), DeliveryStatus::Retrying.as_str());
+        store.record_attempt(Outbox::WebhookDeliveries, id, 1, &sent, delivered, 112).await.unwrap();
+        store.record_attempt(Outbox::WebhookDeliveries, id, 0, &retry, retrying, 200).await.unwrap();
         store.cancel_delivery(id, "webhook deleted", 114).await.unwrap();
-        assert_eq!(delivery_state(&store).await, ("delivered".to_owned(), 2));
+        assert_eq!(delivery_state(&store).await, (DeliveryStatus::Delivered.to_string(), 2));
         let Db::Sqlite { read, .. } = &store.db else { unreachable!() };
         let logged: Vec<String> = sqlx::query_scalar("SELECT outcome FROM webhook_attempts ORDER BY id")
             .fetch_all(&mut *read.acquire().await.unwrap())
             .await
             .unwrap();
-        assert_eq!(logged, ["retry", "sent", "retry"], "the interrupted, the settling and the late attempt are logged");
+        let logged: Vec<AttemptResult> = logged.iter().map(|o| o.parse().unwrap()).collect();
+        let expected = [AttemptResult::Retry, AttemptResult::Sent, AttemptResult::Retry];
+        assert_eq!(logged, expected, "the interrupted, the settling and the late attempt are logged");
     }
 }

@@ -7,6 +7,7 @@
 use super::challenges::{list_sql, ChallengeFilter};
 use super::deliveries::claim_sql;
 use super::{bind_args, Arg, Backend, Cursor, Db, Sql, Store, Window};
+use crate::domain::status::ChallengeStatus;
 
 /// The plan's detail lines, one per step.
 async fn plan(store: &Store, sql: &str, args: &[Arg]) -> String {
@@ -23,7 +24,8 @@ async fn store() -> Store {
 
 #[tokio::test]
 async fn device_poll_walks_its_factor_newest_first() {
-    let filter = ChallengeFilter { factor_sid: Some(format!("YF{}", "0".repeat(32))), status: Some("pending") };
+    let filter =
+        ChallengeFilter { factor_sid: Some(format!("YF{}", "0".repeat(32))), status: Some(ChallengeStatus::Pending) };
     let mut sql: Sql = list_sql(1, &filter, 1_700_000_000);
     sql.window(&Window { cursor: Cursor::Start, descending: true, limit: 1 });
     let plan = plan(&store().await, &sql.text, &sql.args).await;

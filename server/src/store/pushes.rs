@@ -5,6 +5,7 @@ use super::challenges::ChallengeRow;
 use super::outbox::{Logged, Outbox};
 use super::script::Script;
 use super::{on_pool, Arg, Backend, Page, Sql, Store, Window};
+use crate::domain::status::{NotificationPlatform, PushStatus};
 
 #[derive(Debug, Clone, sqlx::FromRow, serde::Serialize)]
 pub struct PushRow {
@@ -14,8 +15,8 @@ pub struct PushRow {
     pub factor_sid: String,
     pub challenge_sid: String,
     pub notification_sid: Option<String>,
-    /// `apn` or `fcm`.
-    pub platform: String,
+    #[sqlx(try_from = "String")]
+    pub platform: NotificationPlatform,
     /// The device token.
     pub target: String,
     /// The credential to send with; `None` in record mode.
@@ -25,7 +26,8 @@ pub struct PushRow {
     /// The exact JSON body sent (APNs) or the `message` object (FCM).
     pub payload: String,
     pub expires_at: i64,
-    pub status: String,
+    #[sqlx(try_from = "String")]
+    pub status: PushStatus,
     pub attempts: i64,
     pub max_attempts: i64,
     pub next_attempt_at: i64,
@@ -80,13 +82,13 @@ fn push_args(p: &PushRow) -> [Arg; 19] {
         Arg::text(&p.factor_sid),
         Arg::text(&p.challenge_sid),
         Arg::opt_text(p.notification_sid.as_deref()),
-        Arg::text(&p.platform),
+        Arg::text(p.platform.as_str()),
         Arg::text(&p.target),
         Arg::opt_text(p.credential_sid.as_deref()),
         Arg::text(&p.topic),
         Arg::text(&p.payload),
         Arg::Int(p.expires_at),
-        Arg::text(&p.status),
+        Arg::text(p.status.as_str()),
         Arg::Int(p.attempts),
         Arg::Int(p.max_attempts),
         Arg::Int(p.next_attempt_at),
@@ -118,8 +120,8 @@ impl Store {
                 Arg::text(&c.entity_sid),
                 Arg::text(&c.identity),
                 Arg::text(&c.factor_sid),
-                Arg::text(&c.factor_type),
-                Arg::text(&c.status),
+                Arg::text(c.factor_type.as_str()),
+                Arg::text(c.status.as_str()),
                 Arg::text(&c.responded_reason),
                 Arg::text(&c.details),
                 Arg::opt_text(c.hidden_details.as_deref()),
@@ -212,8 +214,9 @@ pub(crate) fn claim_sql(backend: Backend) -> String {
         Backend::Postgres => " FOR UPDATE SKIP LOCKED",
         Backend::Sqlite => "",
     };
+    let (sending, queued, retrying) = (PushStatus::Sending.sql(), PushStatus::Queued.sql(), PushStatus::Retrying.sql());
     format!(
-        "UPDATE pushes SET status = 'sending', lease_until = $2, date_updated = $1 WHERE id IN (SELECT id FROM pushes \
-         WHERE status IN ('queued', 'retrying') AND next_attempt_at <= $1 LIMIT $3{lock}) RETURNING {COLUMNS}"
+        "UPDATE pushes SET status = {sending}, lease_until = $2, date_updated = $1 WHERE id IN (SELECT id FROM pushes \
+         WHERE status IN ({queued}, {retrying}) AND next_attempt_at <= $1 LIMIT $3{lock}) RETURNING {COLUMNS}"
     )
 }

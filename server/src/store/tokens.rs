@@ -1,6 +1,7 @@
 //! Enrollment access tokens, and the server's own keys where they are kept in the database
 //! (PostgreSQL without a key file; see `keys`).
 
+use crate::domain::status::FactorType;
 use sqlx::Connection as _;
 
 use super::{on_pool, Store};
@@ -13,7 +14,8 @@ pub struct AccessTokenRow {
     pub account_sid: String,
     pub service_sid: String,
     pub entity_identity: String,
-    pub factor_type: String,
+    #[sqlx(try_from = "String")]
+    pub factor_type: FactorType,
     pub factor_friendly_name: Option<String>,
     pub token: String,
     pub ttl: i64,
@@ -37,7 +39,7 @@ impl Store {
                 .bind(&t.account_sid)
                 .bind(&t.service_sid)
                 .bind(&t.entity_identity)
-                .bind(&t.factor_type)
+                .bind(t.factor_type.as_str())
                 .bind(&t.factor_friendly_name)
                 .bind(&t.token)
                 .bind(t.ttl)

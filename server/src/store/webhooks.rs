@@ -1,6 +1,7 @@
 //! Webhook configurations of a Service (delivery is the webhooks worker's business).
 
 use super::{on_pool, Arg, Page, Sql, Store, Window};
+use crate::domain::status::WebhookStatus;
 
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct WebhookRow {
@@ -14,7 +15,8 @@ pub struct WebhookRow {
     pub event_types: String,
     pub webhook_url: String,
     pub webhook_method: String,
-    pub status: String,
+    #[sqlx(try_from = "String")]
+    pub status: WebhookStatus,
     pub version: String,
     pub date_created: i64,
     pub date_updated: i64,
@@ -40,7 +42,7 @@ impl Store {
                 .bind(&w.event_types)
                 .bind(&w.webhook_url)
                 .bind(&w.webhook_method)
-                .bind(&w.status)
+                .bind(w.status.as_str())
                 .bind(&w.version)
                 .bind(w.date_created)
                 .bind(w.date_updated)
@@ -63,13 +65,13 @@ impl Store {
             .bind(&new.friendly_name)
             .bind(&new.event_types)
             .bind(&new.webhook_url)
-            .bind(&new.status)
+            .bind(new.status.as_str())
             .bind(&new.version)
             .bind(new.date_updated)
             .bind(&old.friendly_name)
             .bind(&old.event_types)
             .bind(&old.webhook_url)
-            .bind(&old.status)
+            .bind(old.status.as_str())
             .bind(&old.version)
             .execute(pool)
             .await

@@ -56,7 +56,7 @@ fn base_fields(kind: &str, f: &FactorRow) -> Map<String, Value> {
     fields.insert("service_sid".into(), f.service_sid.clone().into());
     fields.insert("entity_identity".into(), f.identity.clone().into());
     fields.insert("factor_sid".into(), f.sid.clone().into());
-    fields.insert("factor_type".into(), f.factor_type.clone().into());
+    fields.insert("factor_type".into(), f.factor_type.as_str().into());
     fields.insert("factor_friendly_name".into(), f.friendly_name.clone().into());
     if let Some(metadata) = &f.metadata {
         fields.insert("factor_metadata".into(), metadata.clone().into());

@@ -4,6 +4,7 @@
 //! Redirects are not followed; response bodies are read up to a small cap; at most
 //! `concurrency` deliveries are in flight.
 
+use crate::domain::status::{AttemptResult, DeliveryStatus, WebhookStatus};
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Instant;
@@ -50,7 +51,7 @@ impl Deliverer {
         let Some(target) = target.filter(|t| t.service_sid == d.service_sid) else {
             return Outcome::Cancelled("the webhook was deleted".into());
         };
-        if target.status != "enabled" {
+        if target.status != WebhookStatus::Enabled {
             return Outcome::Cancelled("the webhook was disabled".into());
         }
         let Some(auth_token) = auth_token else {
@@ -126,32 +127,43 @@ impl Deliverer {
                     continue;
                 }
                 Outcome::Delivered(code) => (
-                    "delivered",
+                    DeliveryStatus::Delivered,
                     now,
                     AttemptOutcome {
                         at: now,
                         http_status: Some(code.into()),
-                        outcome: "sent",
+                        outcome: AttemptResult::Sent,
                         error: None,
                         latency_ms,
                     },
                 ),
                 Outcome::Retry(code, error) => {
-                    let status = if attempts < d.max_attempts { "retrying" } else { "failed" };
+                    let status =
+                        if attempts < d.max_attempts { DeliveryStatus::Retrying } else { DeliveryStatus::Failed };
                     let record = AttemptOutcome {
                         at: now,
                         http_status: code.map(i64::from),
-                        outcome: if status == "failed" { "failed" } else { "retry" },
+                        outcome: if status == DeliveryStatus::Failed {
+                            AttemptResult::Failed
+                        } else {
+                            AttemptResult::Retry
+                        },
                         error: Some(error),
                         latency_ms,
                     };
                     (status, now + crate::workers::backoff(attempts, self.settings.max_backoff), record)
                 }
             };
-            if status == "failed" {
+            if status == DeliveryStatus::Failed {
                 tracing::warn!(delivery = %d.uuid, webhook = %d.webhook_sid, event = %d.event_type, error = ?outcome.error, "webhook delivery gave up");
             }
-            settled.push(Settled { id: d.id, attempts_before: d.attempts, outcome, status, next_attempt_at });
+            settled.push(Settled {
+                id: d.id,
+                attempts_before: d.attempts,
+                outcome,
+                status: status.as_str(),
+                next_attempt_at,
+            });
         }
         self.store.record_attempts(Outbox::WebhookDeliveries, &settled).await
     }
