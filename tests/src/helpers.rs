@@ -414,14 +414,18 @@ impl Drop for TestApp {
         if expected || std::thread::panicking() {
             return;
         }
-        // The test's runtime is blocked in this drop: read on a thread and connection of our own.
+        // The test's runtime is blocked in this drop: read on a thread and connection of our
+        // own, for a bounded time (a database reached through a task of the test's runtime,
+        // such as faults.rs's proxy, cannot answer now).
         let (backend, url, now) = (self.backend, self.database_url.clone(), self.clock.now());
-        let left = std::thread::spawn(move || {
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
             let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
-            runtime.block_on(leftovers(backend, &url, now))
-        })
-        .join()
-        .expect("the leftover check ran");
+            let _ = tx.send(runtime.block_on(leftovers(backend, &url, now)));
+        });
+        let left = rx.recv_timeout(std::time::Duration::from_secs(20)).unwrap_or_else(|e| {
+            panic!("the leftover check could not read the database ({e}; reached through the test's runtime? then call expect_leftovers)")
+        });
         assert!(
             left.is_empty(),
             "background work left undone at the end of the test (drain it, or call expect_leftovers with a reason): {left:?}"
