@@ -22,17 +22,21 @@ use crate::crypto::access_token::TokenKey;
 use crate::crypto::secretbox::SecretBox;
 use crate::error::ApiError;
 use crate::store::Store;
-use crate::workers::sweeper;
+use crate::workers::{OutboxWorker, Workers};
 use crate::{push, webhooks};
+
+/// This server's background work: the push sender and the webhook deliverer, scheduled by
+/// [`crate::workers`].
+pub type ServerWorkers = Workers<push::worker::Sender, webhooks::worker::Deliverer>;
 
 /// A bound, ready server.
 pub struct Application {
     port: u16,
     server: Server,
     state: web::Data<AppState>,
-    sweeper: tokio::task::JoinHandle<()>,
-    pusher: tokio::task::JoinHandle<()>,
-    webhook_worker: tokio::task::JoinHandle<()>,
+    workers: ServerWorkers,
+    /// Whether [`Application::run_until_stopped`] runs the loops of `workers`.
+    background_loops: bool,
     drain: Arc<Drain>,
     shutdown_timeout: Duration,
     /// The account generated on first start, if this start made one.
@@ -116,24 +120,32 @@ impl Application {
             None => (server.listen(listener)?.run(), None),
         };
 
-        let sender = Arc::new(push::worker::Sender::new(push, store.clone(), secrets));
-        let pusher = tokio::spawn(push::worker::run(sender, store.clone(), clock.clone(), push_wake));
-        let deliverer = Arc::new(webhooks::worker::Deliverer::new(webhook_settings, store.clone())?);
-        let webhook_worker = tokio::spawn(webhooks::worker::run(deliverer, store.clone(), clock.clone(), webhook_wake));
-        let sweeper = tokio::spawn(sweeper::run(
+        let poll = (push.poll_interval, webhook_settings.poll_interval);
+        let workers = Workers {
+            push: OutboxWorker::new(
+                push::worker::Sender::new(push, store.clone(), secrets),
+                store.clone(),
+                poll.0,
+                push_wake,
+            ),
+            webhooks: OutboxWorker::new(
+                webhooks::worker::Deliverer::new(webhook_settings, store.clone())?,
+                store.clone(),
+                poll.1,
+                webhook_wake,
+            ),
             store,
             clock,
-            Duration::from_secs(args.sweep_interval.max(1)),
-            args.unverified_factor_ttl,
-        ));
+            sweep_interval: Duration::from_secs(args.sweep_interval.max(1)),
+            unverified_factor_ttl: args.unverified_factor_ttl,
+        };
         tracing::info!(%address, %public_url, database = state.store.backend().name(), "verify-push-server listening");
         Ok(Application {
             port: address.port(),
             server,
             state,
-            sweeper,
-            pusher,
-            webhook_worker,
+            workers,
+            background_loops: true,
             drain,
             shutdown_timeout: Duration::from_secs(args.shutdown_timeout),
             generated_account,
@@ -154,20 +166,33 @@ impl Application {
         self.state.store.clone()
     }
 
+    /// The server's background work, for tests that run it by hand ([`Workers::drain`]).
+    pub fn workers(&self) -> ServerWorkers {
+        self.workers.clone()
+    }
+
+    /// Serves without the background loops: pushes, webhook deliveries and sweeps happen only
+    /// when [`Workers::drain`] runs them (the e2e tests; docs/ARCHITECTURE.md, Tests).
+    pub fn without_background_loops(mut self) -> Application {
+        self.background_loops = false;
+        self
+    }
+
     /// A handle that stops the server gracefully.
     pub fn handle(&self) -> actix_web::dev::ServerHandle {
         self.server.handle()
     }
 
-    /// Serves until the server is stopped (SIGTERM/SIGINT, see [`drain_on_signal`], or a
-    /// handle), then stops the workers and closes the database.
+    /// Starts the background loops and serves until the server is stopped (SIGTERM/SIGINT, see
+    /// [`drain_on_signal`], or a handle), then stops the loops and closes the database.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        let loops = if self.background_loops { self.workers.spawn() } else { Vec::new() };
         let signals = tokio::spawn(drain_on_signal(self.server.handle(), self.drain.clone(), self.shutdown_timeout));
         let result = self.server.await;
         signals.abort();
-        self.sweeper.abort();
-        self.pusher.abort();
-        self.webhook_worker.abort();
+        for task in loops {
+            task.abort();
+        }
         self.state.store.close().await;
         tracing::info!("verify-push-server stopped");
         result

@@ -3,7 +3,6 @@
 
 use serde_json::json;
 use verify_push_server::clock::Clock;
-use verify_push_server::workers::sweeper;
 
 use crate::helpers::{identity, on_both_backends, TestApp};
 
@@ -157,10 +156,8 @@ async fn challenges_past_their_expiration_read_as_expired(app: TestApp) {
     assert_eq!(pending.body["challenges"], json!([]));
     let expired = app.get(&format!("{path}?Status=expired")).await;
     assert_eq!(expired.body["challenges"][0]["sid"], sid);
-    let (swept, _) = sweeper::sweep(&app.store, app.clock.now(), 86_400).await.unwrap();
-    assert_eq!(swept, 1);
-    let (again, _) = sweeper::sweep(&app.store, app.clock.now(), 86_400).await.unwrap();
-    assert_eq!(again, 0, "the sweep wrote the status");
+    assert_eq!(app.sweep_and_drain().await.expired_challenges, 1);
+    assert_eq!(app.sweep_and_drain().await.expired_challenges, 0, "the sweep wrote the status");
     let after = app.get(&format!("{path}?Status=expired")).await;
     assert_eq!(after.body["challenges"][0]["status"], "expired");
 }

@@ -1,8 +1,10 @@
 //! `spawn_app`: a real server on port 0 with a fresh database (a SQLite file, or a PostgreSQL
 //! schema of its own), a clock the test can move, two accounts and an API key; and the
-//! `backend()` role that calls it the way a customer backend does.
+//! `backend()` role that calls it the way a customer backend does. Background work is run by
+//! hand with [`TestApp::drain`]; a `TestApp` dropped with pushes or webhook deliveries still due
+//! fails its test unless it said why ([`TestApp::expect_leftovers`]).
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use base64::Engine;
 use p256::ecdsa::signature::Signer;
@@ -10,11 +12,13 @@ use p256::ecdsa::{DerSignature, SigningKey};
 use p256::pkcs8::EncodePublicKey;
 use reqwest::{Method, StatusCode};
 use serde_json::Value;
-use verify_push_server::clock::ManualClock;
+use verify_push_server::clock::{Clock as _, ManualClock};
 use verify_push_server::config::ServeArgs;
 use verify_push_server::domain::sid::random_hex;
 use verify_push_server::startup::Application;
+use verify_push_server::startup::ServerWorkers;
 use verify_push_server::store::{Backend, Store};
+use verify_push_server::workers::Drained;
 
 pub const POSTGRES_DEFAULT: &str = "postgres://postgres@127.0.0.1:5432/test";
 
@@ -90,6 +94,9 @@ pub struct TestApp {
     pub api_key: Creds,
     pub other_account: Creds,
     http: reqwest::Client,
+    workers: ServerWorkers,
+    /// Why the test may end with background work due (`expect_leftovers`).
+    leftovers: Mutex<Option<&'static str>>,
 }
 
 /// A response: status and JSON body (`Value::Null` when empty).
@@ -164,6 +171,17 @@ pub async fn spawn_app_on(backend: Backend, database_url: &str) -> TestApp {
 }
 
 pub async fn spawn_app_configured(backend: Backend, database_url: &str, tweak: impl FnOnce(&mut ServeArgs)) -> TestApp {
+    start(backend, database_url, tweak, false).await
+}
+
+/// Like [`spawn_app_with`], with the server's background loops running as in production (for
+/// the tests of those loops; every other test drains by hand).
+pub async fn spawn_app_with_background_loops(backend: Backend, tweak: impl FnOnce(&mut ServeArgs)) -> TestApp {
+    let database_url = fresh_database(backend).await;
+    start(backend, &database_url, tweak, true).await
+}
+
+async fn start(backend: Backend, database_url: &str, tweak: impl FnOnce(&mut ServeArgs), loops: bool) -> TestApp {
     let account = Creds { user: "AC".to_owned() + &"1".repeat(32), password: "main-auth-token-0001".into() };
     let other_account = Creds { user: "AC".to_owned() + &"2".repeat(32), password: "other-auth-token-002".into() };
     let api_key = Creds { user: "SK".to_owned() + &"3".repeat(32), password: "api-key-secret-00003".into() };
@@ -185,15 +203,16 @@ pub async fn spawn_app_configured(backend: Backend, database_url: &str, tweak: i
     args.api_key_secret = Some(api_key.password.clone());
     args.accounts_file = Some(accounts_file);
     args.workers = Some(1);
-    args.sweep_interval = 3600;
-    args.push_poll_ms = 50;
-    args.webhook_poll_ms = 50;
     tweak(&mut args);
 
     let clock = ManualClock::new(time::OffsetDateTime::now_utc().unix_timestamp());
     let app = Application::build(args, clock.clone()).await.expect("server starts");
+    // Without the background loops a test runs the work by hand (`TestApp::drain`), so what
+    // happened, and when, is up to the test alone.
+    let app = if loops { app } else { app.without_background_loops() };
     let url = format!("http://127.0.0.1:{}", app.port());
     let store = app.store();
+    let workers = app.workers();
     tokio::spawn(app.run_until_stopped());
     TestApp {
         url,
@@ -205,10 +224,28 @@ pub async fn spawn_app_configured(backend: Backend, database_url: &str, tweak: i
         api_key,
         other_account,
         http: reqwest::Client::new(),
+        workers,
+        leftovers: Mutex::new(None),
     }
 }
 
 impl TestApp {
+    /// Runs the pushes and webhook deliveries due at the clock's time until none is left
+    /// (waiting for any the background loops are sending); returns how many it claimed.
+    pub async fn drain(&self) -> Drained {
+        self.workers.drain(false).await
+    }
+
+    /// [`TestApp::drain`] after a sweep (expired Challenges, stale unverified Factors).
+    pub async fn sweep_and_drain(&self) -> Drained {
+        self.workers.drain(true).await
+    }
+
+    /// Lets the test end with pushes or webhook deliveries still due, for `reason`.
+    pub fn expect_leftovers(&self, reason: &'static str) {
+        *self.leftovers.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Some(reason);
+    }
+
     /// A raw request with optional credentials, form pairs and extra headers.
     pub async fn send(
         &self,
@@ -368,4 +405,56 @@ pub fn enc(s: &str) -> String {
 /// A fresh valid identity.
 pub fn identity() -> String {
     format!("user-{}", random_hex::<6>())
+}
+
+impl Drop for TestApp {
+    /// Fails the test if a push or webhook delivery is left due at the clock's time, or claimed
+    /// and unsettled: the test should have drained it or said why (`expect_leftovers`).
+    fn drop(&mut self) {
+        let expected = self.leftovers.lock().unwrap_or_else(std::sync::PoisonError::into_inner).is_some();
+        if expected || std::thread::panicking() {
+            return;
+        }
+        // The test's runtime is blocked in this drop: read on a thread and connection of our
+        // own, for a bounded time (a database reached through a task of the test's runtime,
+        // such as faults.rs's proxy, cannot answer now).
+        let (backend, url, now) = (self.backend, self.database_url.clone(), self.clock.now());
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+            let _ = tx.send(runtime.block_on(leftovers(backend, &url, now)));
+        });
+        let left = rx.recv_timeout(std::time::Duration::from_secs(20)).unwrap_or_else(|e| {
+            panic!("the leftover check could not read the database ({e}; reached through the test's runtime? then call expect_leftovers)")
+        });
+        assert!(
+            left.is_empty(),
+            "background work left undone at the end of the test (drain it, or call expect_leftovers with a reason): {left:?}"
+        );
+    }
+}
+
+/// Pushes and webhook deliveries due at `now` (those a claim would take: a delivery waiting
+/// behind an earlier open one of its webhook and factor is not) or claimed and unsettled, as
+/// (table, id, status).
+async fn leftovers(backend: Backend, database_url: &str, now: i64) -> Vec<(String, i64, String)> {
+    use sqlx::Connection as _;
+    const DUE: &str = "SELECT 'pushes', id, status FROM pushes \
+        WHERE status = 'sending' OR (status IN ('queued', 'retrying') AND next_attempt_at <= $1) \
+        UNION ALL SELECT 'webhook_deliveries', d.id, d.status FROM webhook_deliveries d \
+        WHERE d.status = 'sending' OR (d.status IN ('pending', 'retrying') AND d.next_attempt_at <= $1 \
+        AND NOT EXISTS (SELECT 1 FROM webhook_deliveries e WHERE e.webhook_sid = d.webhook_sid \
+        AND e.factor_sid = d.factor_sid AND e.id < d.id AND e.status IN ('pending', 'retrying', 'sending')))";
+    match backend {
+        Backend::Sqlite => {
+            let mut conn = sqlx::SqliteConnection::connect(database_url).await.expect("open the SQLite database");
+            let query = sqlx::query_as::<_, (String, i64, String)>(DUE).bind(now);
+            query.fetch_all(&mut conn).await.expect("read the outboxes")
+        }
+        Backend::Postgres => {
+            let mut conn = sqlx::PgConnection::connect(database_url).await.expect("connect to PostgreSQL");
+            let query = sqlx::query_as::<_, (String, i64, String)>(DUE).bind(now);
+            query.fetch_all(&mut conn).await.expect("read the outboxes")
+        }
+    }
 }

@@ -23,5 +23,6 @@ mod paging;
 mod push;
 mod secrets;
 mod services;
+mod sleeps;
 mod webhook_delivery;
 mod webhooks;

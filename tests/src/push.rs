@@ -23,7 +23,9 @@ use crate::fakes::{script, Fake, Recorded, Responder, TestCa};
 use crate::helper_libs::backend as twilio_python;
 use verify_push_server::store::Backend;
 
-use crate::helpers::{for_each_backend, identity, on_both_backends, spawn_app_with, TestApp};
+use crate::helpers::{
+    for_each_backend, identity, on_both_backends, spawn_app_with, spawn_app_with_background_loops, TestApp,
+};
 
 const P8: &str = include_str!("../fixtures/apns-token-key.p8");
 const RSA_PEM: &str = include_str!("../fixtures/fcm-service-account-key.pem");
@@ -102,15 +104,13 @@ async fn pushes_of(app: &TestApp, challenge: &str) -> Vec<Value> {
     reply.assert_status(200)["pushes"].as_array().unwrap().clone()
 }
 
-/// Waits (up to 10 s) until the push of `challenge` has `status`.
-async fn wait_status(app: &TestApp, challenge: &str, status: &str) -> Value {
-    for _ in 0..500 {
-        if let Some(p) = pushes_of(app, challenge).await.into_iter().find(|p| p["status"] == status) {
-            return p;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    panic!("the push of {challenge} never became {status}: {:?}", pushes_of(app, challenge).await);
+/// Runs the pushes due at the clock's time ([`TestApp::drain`]), then returns the push of
+/// `challenge`, which must have `status`.
+async fn push_when_drained(app: &TestApp, challenge: &str, status: &str) -> Value {
+    app.drain().await;
+    let pushes = pushes_of(app, challenge).await;
+    let found = pushes.iter().find(|p| p["status"] == status).cloned();
+    found.unwrap_or_else(|| panic!("once drained, the push of {challenge} is not {status}: {pushes:?}"))
 }
 
 async fn fake(tls: Option<(&TestCa, bool)>, responder: Responder) -> Fake {
@@ -146,7 +146,29 @@ for_each_backend!(
     transient_failures_are_retried_with_the_same_payload,
     permanent_failures_stop_without_touching_the_challenge,
     a_receiver_down_at_creation_still_gets_the_push,
+    a_drain_waits_for_the_background_loops_send_in_flight,
 );
+
+/// The test app's drop check: a test that ends with a push due fails (with its rows named).
+#[tokio::test]
+#[should_panic(expected = "background work left undone at the end of the test")]
+async fn a_test_that_leaves_a_push_due_fails_on_sqlite() {
+    leave_a_push_due(Backend::Sqlite).await;
+}
+
+#[tokio::test]
+#[should_panic(expected = "background work left undone at the end of the test")]
+async fn a_test_that_leaves_a_push_due_fails_on_postgres() {
+    leave_a_push_due(Backend::Postgres).await;
+}
+
+async fn leave_a_push_due(backend: Backend) {
+    let app = app_with(backend, None, |_| {}).await;
+    let credential = fcm_credential(&app, "http://127.0.0.1:9/token").await;
+    let (service, user, factor) = service_with(&app, "fcm", Some(&credential)).await;
+    let sid = challenge(&app, &service, &user, &factor, "Left behind").await;
+    assert_eq!(pushes_of(&app, &sid).await[0]["status"], "queued");
+}
 
 async fn without_a_credential_pushes_are_recorded_byte_for_byte(app: TestApp) {
     let (service, user, factor) = service_with(&app, "fcm", None).await;
@@ -202,8 +224,8 @@ async fn apns_token_auth_makes_exactly_one_http2_request(backend: Backend) {
     let credential = apn_token_credential(&app, false).await;
     let (service, user, factor) = service_with(&app, "apn", Some(&credential)).await;
     let sid = challenge(&app, &service, &user, &factor, "Sign in?").await;
-    let sent = wait_status(&app, &sid, "sent").await;
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    let sent = push_when_drained(&app, &sid, "sent").await;
+    assert_eq!(app.drain().await.pushes, 0, "nothing more is due");
     let requests = production.log.all();
     assert_eq!(requests.len(), 1, "exactly one request: {requests:?}");
     let r: &Recorded = &requests[0];
@@ -239,7 +261,7 @@ async fn apns_token_auth_makes_exactly_one_http2_request(backend: Backend) {
     let sandboxed = apn_token_credential(&app, true).await;
     let (service, user, factor) = service_with(&app, "apn", Some(&sandboxed)).await;
     let sid = challenge(&app, &service, &user, &factor, "Sandbox?").await;
-    wait_status(&app, &sid, "sent").await;
+    push_when_drained(&app, &sid, "sent").await;
     assert_eq!(sandbox.log.all().len(), 1, "Sandbox=true sends to the sandbox endpoint");
     assert_eq!(production.log.all().len(), 1);
 }
@@ -261,8 +283,8 @@ async fn apns_certificate_auth_presents_the_client_certificate(backend: Backend)
     assert_eq!(updated["push"]["apn_credential_sid"], credential.as_str());
     let created = twilio_python(&app, &["challenge", &service, &user, &factor, "Cert?"]).await;
     let sid = created["sid"].as_str().unwrap().to_owned();
-    let sent = wait_status(&app, &sid, "sent").await;
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    let sent = push_when_drained(&app, &sid, "sent").await;
+    assert_eq!(app.drain().await.pushes, 0, "nothing more is due");
     let requests = apns.log.all();
     assert_eq!(requests.len(), 1);
     assert_eq!(requests[0].client_cn.as_deref(), Some("Apple Push Services: com.example.app"));
@@ -316,9 +338,9 @@ async fn fcm_sends_with_an_oauth_token_from_the_service_account(backend: Backend
     twilio_python(&app, &["use-credential", &service, "fcm", &credential]).await;
     let created = twilio_python(&app, &["challenge", &service, &user, &factor, "First"]).await;
     let first = created["sid"].as_str().unwrap().to_owned();
-    let sent = wait_status(&app, &first, "sent").await;
+    let sent = push_when_drained(&app, &first, "sent").await;
     let second = challenge(&app, &service, &user, &factor, "Second").await;
-    wait_status(&app, &second, "sent").await;
+    push_when_drained(&app, &second, "sent").await;
     let sends = google.log.to_path("/v1/projects/demo-project/messages:send");
     assert_eq!(sends.len(), 2);
     assert_eq!(google.log.to_path("/token").len(), 1, "the access token is reused");
@@ -348,18 +370,15 @@ async fn transient_failures_are_retried_with_the_same_payload(backend: Backend) 
     let credential = apn_token_credential(&app, false).await;
     let (service, user, factor) = service_with(&app, "apn", Some(&credential)).await;
     let sid = challenge(&app, &service, &user, &factor, "Retry me").await;
-    let retrying = wait_status(&app, &sid, "retrying").await;
+    let retrying = push_when_drained(&app, &sid, "retrying").await;
     assert_eq!(retrying["attempts"][0]["http_status"], 500);
     assert_eq!(retrying["attempts"][0]["outcome"], "retry");
+    assert_eq!(app.drain().await.pushes, 0, "the retry waits for its backoff (at least 2 s)");
     app.clock.advance(5);
-    for _ in 0..100 {
-        if apns.log.all().len() >= 2 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    let again = push_when_drained(&app, &sid, "retrying").await;
+    assert_eq!(again["attempts"][1]["http_status"], 429);
     app.clock.advance(10);
-    let sent = wait_status(&app, &sid, "sent").await;
+    let sent = push_when_drained(&app, &sid, "sent").await;
     let statuses: Vec<&Value> = sent["attempts"].as_array().unwrap().iter().map(|a| &a["http_status"]).collect();
     assert_eq!(statuses, vec![&json!(500), &json!(429), &json!(200)]);
     let bodies: Vec<String> = apns.log.all().into_iter().map(|r| r.body).collect();
@@ -375,12 +394,12 @@ async fn permanent_failures_stop_without_touching_the_challenge(backend: Backend
     let credential = apn_token_credential(&app, false).await;
     let (service, user, factor) = service_with(&app, "apn", Some(&credential)).await;
     let sid = challenge(&app, &service, &user, &factor, "Gone").await;
-    let failed = wait_status(&app, &sid, "failed").await;
+    let failed = push_when_drained(&app, &sid, "failed").await;
     assert_eq!(failed["attempts"].as_array().unwrap().len(), 1);
     assert!(failed["last_error"].as_str().unwrap().contains("Unregistered"));
     app.clock.advance(200);
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    assert_eq!(apns.log.all().len(), 1, "no retry after a permanent failure");
+    assert_eq!(app.drain().await.pushes, 0, "no retry after a permanent failure");
+    assert_eq!(apns.log.all().len(), 1);
     let c = app.get(&format!("/v2/Services/{service}/Entities/{user}/Challenges/{sid}")).await;
     assert_eq!(c.body["status"], "pending", "a push failure never fails the challenge");
 }
@@ -394,12 +413,41 @@ async fn a_receiver_down_at_creation_still_gets_the_push(backend: Backend) {
     let credential = fcm_credential(&app, &format!("{url}/token")).await;
     let (service, user, factor) = service_with(&app, "fcm", Some(&credential)).await;
     let sid = challenge(&app, &service, &user, &factor, "Are you there?").await;
-    let retrying = wait_status(&app, &sid, "retrying").await;
+    let retrying = push_when_drained(&app, &sid, "retrying").await;
     assert!(retrying["last_error"].as_str().unwrap().contains("unreachable"), "{retrying}");
     let google = Fake::start(TcpListener::bind(("127.0.0.1", port)).await.unwrap(), None, google(vec![])).await;
     app.clock.advance(10);
-    wait_status(&app, &sid, "sent").await;
+    push_when_drained(&app, &sid, "sent").await;
     assert_eq!(google.log.to_path("messages:send").len(), 1);
+}
+
+/// With the background loops running (as in production), the loop sends a new challenge's push
+/// by itself; a drain meanwhile waits for that send to be recorded instead of claiming it again.
+async fn a_drain_waits_for_the_background_loops_send_in_flight(backend: Backend) {
+    let ca = TestCa::new();
+    let apns = fake(Some((&ca, false)), ok()).await;
+    apns.hold.set(Duration::from_millis(300));
+    let url = apns.url(true);
+    let app = spawn_app_with_background_loops(backend, |a| {
+        a.push_ca_cert = Some(write_temp("ca.pem", &ca.pem));
+        a.apns_url = url;
+    })
+    .await;
+    let credential = apn_token_credential(&app, false).await;
+    let (service, user, factor) = service_with(&app, "apn", Some(&credential)).await;
+    let sid = challenge(&app, &service, &user, &factor, "In flight").await;
+    // The loop (woken by the enqueue) has sent; the fake holds its answer back.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while apns.log.all().is_empty() {
+        assert!(std::time::Instant::now() < deadline, "the background loop never sent the push");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    assert_eq!(pushes_of(&app, &sid).await[0]["status"], "sending");
+    assert_eq!(app.drain().await.pushes, 0, "the loop's claim is not claimed again");
+    let push = pushes_of(&app, &sid).await.remove(0);
+    assert_eq!(push["status"], "sent", "the drain returned only once the loop's attempt was recorded");
+    assert_eq!(push["attempts"].as_array().unwrap().len(), 1);
+    assert_eq!(apns.log.all().len(), 1);
 }
 
 async fn notifications_resend_with_limits(app: TestApp) {

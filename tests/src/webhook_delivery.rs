@@ -7,7 +7,6 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::Arc;
-use std::time::Duration;
 
 use serde_json::{json, Value};
 use tokio::net::TcpListener;
@@ -68,14 +67,15 @@ async fn webhook(app: &TestApp, service: &str, url: &str, events: &[&str], versi
         .to_owned()
 }
 
-async fn wait_for(fake: &Fake, count: usize) -> Vec<Recorded> {
-    for _ in 0..500 {
-        if fake.log.all().len() >= count {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+/// Runs the deliveries due at the clock's time ([`TestApp::drain`]); returns what `fake` got.
+async fn received_once_drained(app: &TestApp, fake: &Fake) -> Vec<Recorded> {
+    app.drain().await;
     fake.log.all()
+}
+
+/// The first delivery of webhook `hook` in `/_emulator/webhook-deliveries`.
+async fn delivery_of(app: &TestApp, hook: &str) -> Value {
+    app.get(&format!("/_emulator/webhook-deliveries?WebhookSid={hook}")).await.body["webhook_deliveries"][0].clone()
 }
 
 /// Runs one of the validator scripts over `requests`; returns one verdict per request.
@@ -134,9 +134,7 @@ async fn a_device_run_sends_every_event_in_order_signed_for_twilios_validators(a
     device.deny(&deny).await.unwrap();
     device.unenroll().await.unwrap();
 
-    let received = wait_for(&hooks, 5).await;
-    tokio::time::sleep(Duration::from_millis(200)).await;
-    let received = if received.len() == 5 { received } else { hooks.log.all() };
+    let received = received_once_drained(&app, &hooks).await;
     let events: Vec<HashMap<String, String>> = received.iter().map(|r| form(&r.body)).collect();
     let types: Vec<&str> = events.iter().map(|e| e["type"].as_str()).collect();
     assert_eq!(
@@ -198,7 +196,7 @@ async fn a_device_run_sends_every_event_in_order_signed_for_twilios_validators(a
     );
     assert_eq!(forged, vec![false; 5], "and only for the right auth token");
 
-    let v1: Vec<HashMap<String, String>> = wait_for(&legacy, 2).await.iter().map(|r| form(&r.body)).collect();
+    let v1: Vec<HashMap<String, String>> = legacy.log.all().iter().map(|r| form(&r.body)).collect();
     assert_eq!(v1.iter().map(|e| e["type"].as_str()).collect::<Vec<_>>(), ["challenge.approved", "challenge.denied"]);
     assert!(v1.iter().all(|e| !e.contains_key("factor_metadata")), "v1 carries no v2-only fields");
     assert!(off.log.all().is_empty(), "a disabled webhook gets nothing");
@@ -210,22 +208,14 @@ async fn a_failing_receiver_gets_the_same_event_until_it_answers_2xx(app: TestAp
     let hook = webhook(&app, &service, &hooks.url(false), &["factor.created"], "v2").await;
     app.unverified_factor(&service, &identity()).await;
     for expected in 1..=3 {
-        let got = wait_for(&hooks, expected).await;
+        let got = received_once_drained(&app, &hooks).await;
         assert_eq!(got.len(), expected);
         app.clock.advance(60);
     }
     let uuids: Vec<String> = hooks.log.all().iter().map(|r| form(&r.body)["uuid"].clone()).collect();
     assert_eq!(uuids.len(), 3);
     assert!(uuids.iter().all(|u| u == &uuids[0]), "one uuid across retries: {uuids:?}");
-    let mut log = Value::Null;
-    for _ in 0..100 {
-        log = app.get(&format!("/_emulator/webhook-deliveries?WebhookSid={hook}")).await.body;
-        if log["webhook_deliveries"][0]["outcome"] == "delivered" {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    let delivery = &log["webhook_deliveries"][0];
+    let delivery = &delivery_of(&app, &hook).await;
     assert_eq!(delivery["outcome"], "delivered");
     assert_eq!(delivery["uuid"], uuids[0].as_str());
     let statuses: Vec<&Value> = delivery["attempts"].as_array().unwrap().iter().map(|a| &a["http_status"]).collect();
@@ -242,26 +232,17 @@ async fn disabled_and_deleted_webhooks_get_nothing_new(app: TestApp) {
     let service = app.service().await;
     let hook = webhook(&app, &service, &hooks.url(false), &["*"], "v2").await;
     app.unverified_factor(&service, &identity()).await;
-    wait_for(&hooks, 1).await;
+    assert_eq!(received_once_drained(&app, &hooks).await.len(), 1);
     app.post(&format!("/v2/Services/{service}/Webhooks/{hook}"), &[("Status", "disabled")]).await.assert_status(200);
     app.clock.advance(60);
-    let mut outcome = Value::Null;
-    for _ in 0..100 {
-        outcome = app.get(&format!("/_emulator/webhook-deliveries?WebhookSid={hook}")).await.body["webhook_deliveries"]
-            [0]["outcome"]
-            .clone();
-        if outcome == "cancelled" {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    assert_eq!(outcome, "cancelled");
+    assert_eq!(app.drain().await.deliveries, 1, "the retry is claimed, and cancelled");
+    assert_eq!(delivery_of(&app, &hook).await["outcome"], "cancelled");
     app.unverified_factor(&service, &identity()).await;
     let other = webhook(&app, &service, &hooks.url(false), &["*"], "v2").await;
     assert_eq!(app.delete(&format!("/v2/Services/{service}/Webhooks/{other}")).await.status, 204);
     app.unverified_factor(&service, &identity()).await;
     app.clock.advance(600);
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(app.drain().await.deliveries, 0, "no delivery for a disabled or deleted webhook");
     assert_eq!(hooks.log.all().len(), 1, "nothing after the webhook was disabled or deleted");
 }
 
@@ -272,17 +253,8 @@ async fn redirects_are_not_followed(app: TestApp) {
     let service = app.service().await;
     let hook = webhook(&app, &service, &hooks.url(false), &["factor.created"], "v2").await;
     app.unverified_factor(&service, &identity()).await;
-    wait_for(&hooks, 1).await;
-    let mut delivery = Value::Null;
-    for _ in 0..100 {
-        delivery = app.get(&format!("/_emulator/webhook-deliveries?WebhookSid={hook}")).await.body
-            ["webhook_deliveries"][0]
-            .clone();
-        if delivery["attempts"].as_array().is_some_and(|a| !a.is_empty()) {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    assert_eq!(received_once_drained(&app, &hooks).await.len(), 1);
+    let delivery = delivery_of(&app, &hook).await;
     assert_eq!(delivery["attempts"][0]["http_status"], 302);
     assert_eq!(delivery["outcome"], "retrying");
     assert!(target.log.all().is_empty(), "the redirect was not followed");

@@ -1,6 +1,7 @@
-//! The outbox worker: claims due pushes (with a lease, so a crashed instance's pushes are taken
-//! up again once it lapses), sends them, records every attempt, and reschedules transient
-//! failures with exponential backoff and jitter until `max_attempts` or the push expires.
+//! The push outbox worker's pass: claims due pushes (with a lease, so a crashed instance's
+//! pushes are taken up again once it lapses), sends them, records every attempt, and
+//! reschedules transient failures with exponential backoff and jitter until `max_attempts` or
+//! the push expires. When passes run is `workers/`'s business.
 
 use crate::domain::status::{AttemptResult, NotificationPlatform, PushStatus};
 use std::collections::HashMap;
@@ -8,18 +9,17 @@ use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use futures_util::future::join_all;
-use tokio::sync::Notify;
 
 use super::apns::ProviderTokens;
 use super::fcm::AccessTokens;
 use super::secrets::Secret;
 use super::{apns, fcm, http_client, Delivery, PushSettings};
-use crate::clock::SharedClock;
 use crate::crypto::secretbox::SecretBox;
 use crate::store::credentials::CredentialRow;
 use crate::store::outbox::{AttemptOutcome, Outbox};
 use crate::store::pushes::PushRow;
 use crate::store::Store;
+use crate::workers::Pass;
 
 const BATCH: i64 = 16;
 const MAX_BACKOFF_SECS: i64 = 300;
@@ -188,33 +188,24 @@ fn version(credential: &CredentialRow) -> String {
     format!("{}#{}", credential.sid, crate::crypto::b64url(&digest.as_ref()[..12]))
 }
 
-/// Claims and sends due pushes until the task is aborted. `wake` shortens the wait when a push
-/// is enqueued.
-pub async fn run(sender: Arc<Sender>, store: Store, clock: SharedClock, wake: Arc<Notify>) {
-    // A claimed push is someone's for longer than any attempt can take; after that (a crash) it
-    // is claimed again.
-    let lease = i64::try_from(sender.settings.timeout.as_secs()).unwrap_or(60) * 2 + 5;
-    let mut reclaimed = i64::MIN;
-    loop {
-        let now = clock.now();
-        crate::workers::reclaim_lapsed(&store, Outbox::Pushes, now, &mut reclaimed).await;
-        let claimed = match store.claim_pushes(now, now + lease, BATCH).await {
+impl Pass for Sender {
+    const OUTBOX: Outbox = Outbox::Pushes;
+
+    /// Claims up to a batch of due pushes and sends them concurrently, each recorded alone.
+    async fn pass(&self, now: i64) -> usize {
+        let lease_until = now + crate::workers::lease(self.settings.timeout);
+        let claimed = match self.store.claim_pushes(now, lease_until, BATCH).await {
             Ok(c) => c,
             Err(e) => {
                 tracing::warn!(error = %e, "push worker: cannot claim pushes; will retry");
-                Vec::new()
+                return 0;
             }
         };
-        let idle = claimed.is_empty();
-        let results = join_all(claimed.into_iter().map(|push| sender.process(push, now))).await;
+        let count = claimed.len();
+        let results = join_all(claimed.into_iter().map(|push| self.process(push, now))).await;
         for error in results.into_iter().filter_map(Result::err) {
             tracing::warn!(error = %error, "push worker: cannot record an attempt; the lease will bring it back");
         }
-        if idle {
-            tokio::select! {
-                () = wake.notified() => {}
-                () = tokio::time::sleep(sender.settings.poll_interval) => {}
-            }
-        }
+        count
     }
 }

@@ -1,4 +1,4 @@
-//! The webhook worker: claims due deliveries (in order per webhook and factor, leased so a
+//! The webhook worker's pass: claims due deliveries (in order per webhook and factor, leased so a
 //! crashed instance's claims are taken up again), POSTs them signed, records each attempt, and
 //! retries connection errors, timeouts and non-2xx answers with backoff until `max_attempts`.
 //! Redirects are not followed; response bodies are read up to a small cap; at most
@@ -6,18 +6,16 @@
 
 use crate::domain::status::{AttemptResult, DeliveryStatus, WebhookStatus};
 use std::collections::HashMap;
-use std::sync::Arc;
 use std::time::Instant;
 
 use futures_util::future::join_all;
 use serde_json::{Map, Value};
-use tokio::sync::Notify;
 
 use super::{signature, WebhookSettings, V2_ONLY};
-use crate::clock::SharedClock;
 use crate::store::deliveries::{DeliveryRow, WebhookTarget};
 use crate::store::outbox::{AttemptOutcome, Outbox, Settled};
 use crate::store::Store;
+use crate::workers::Pass;
 
 /// Response bytes read from a receiver (for the error message), at most.
 const BODY_CAP: usize = 16 * 1024;
@@ -169,29 +167,22 @@ impl Deliverer {
     }
 }
 
-/// Delivers until the task is aborted; `wake` shortens the wait when an event is recorded.
-pub async fn run(deliverer: Arc<Deliverer>, store: Store, clock: SharedClock, wake: Arc<Notify>) {
-    let lease = i64::try_from(deliverer.settings.timeout.as_secs()).unwrap_or(60) * 2 + 5;
-    let mut reclaimed = i64::MIN;
-    loop {
-        let now = clock.now();
-        crate::workers::reclaim_lapsed(&store, Outbox::WebhookDeliveries, now, &mut reclaimed).await;
-        let claimed = match store.claim_deliveries(now, now + lease, deliverer.settings.concurrency.max(1)).await {
+impl Pass for Deliverer {
+    const OUTBOX: Outbox = Outbox::WebhookDeliveries;
+
+    /// Claims up to `concurrency` due deliveries and delivers them as one batch.
+    async fn pass(&self, now: i64) -> usize {
+        let lease_until = now + crate::workers::lease(self.settings.timeout);
+        let claimed = match self.store.claim_deliveries(now, lease_until, self.settings.concurrency.max(1)).await {
             Ok(c) => c,
             Err(e) => {
                 tracing::warn!(error = %e, "webhook worker: cannot claim deliveries; will retry");
-                Vec::new()
+                return 0;
             }
         };
-        let idle = claimed.is_empty();
-        if let Err(error) = deliverer.deliver(&claimed, now).await {
+        if let Err(error) = self.deliver(&claimed, now).await {
             tracing::warn!(error = %error, "webhook worker: cannot record attempts; their leases will bring them back");
         }
-        if idle {
-            tokio::select! {
-                () = wake.notified() => {}
-                () = tokio::time::sleep(deliverer.settings.poll_interval) => {}
-            }
-        }
+        claimed.len()
     }
 }

@@ -9,7 +9,7 @@ use verify_push_server::clock::Clock;
 use verify_push_server::domain::dates;
 use verify_push_server::store::Backend;
 
-use super::{apn_token_credential, app_with, challenge, fake, fcm_credential, google, service_with, wait_status};
+use super::{apn_token_credential, app_with, challenge, fake, fcm_credential, google, push_when_drained, service_with};
 use crate::fakes::{script, Fake, TestCa};
 use crate::helpers::for_each_backend;
 
@@ -36,7 +36,7 @@ async fn a_burst_of_fcm_pushes_makes_one_token_request(backend: Backend) {
         sids.push(challenge(&app, &service, &user, &factor, &format!("Burst {i}")).await);
     }
     for sid in &sids {
-        wait_status(&app, sid, "retrying").await;
+        push_when_drained(&app, sid, "retrying").await;
     }
     // A slow token endpoint keeps the first token request in flight while the other sends of
     // the batch ask for a token.
@@ -44,7 +44,7 @@ async fn a_burst_of_fcm_pushes_makes_one_token_request(backend: Backend) {
     let google = Fake::start_slow(listener, None, google(vec![]), Duration::from_millis(300)).await;
     app.clock.advance(10);
     for sid in &sids {
-        wait_status(&app, sid, "sent").await;
+        push_when_drained(&app, sid, "sent").await;
     }
     assert_eq!(google.log.to_path("messages:send").len(), BURST);
     assert_eq!(google.log.to_path("/token").len(), 1, "one token request for the whole burst");
@@ -68,12 +68,12 @@ async fn a_burst_of_apns_pushes_signs_one_provider_token(backend: Backend) {
         sids.push(app.post(&path, &form).await.assert_status(201)["sid"].as_str().unwrap().to_owned());
     }
     for sid in &sids {
-        wait_status(&app, sid, "retrying").await;
+        push_when_drained(&app, sid, "retrying").await;
     }
     // Past the provider token's 50 minutes: the retries of the burst need a new one.
     app.clock.advance(51 * 60);
     for sid in &sids {
-        wait_status(&app, sid, "sent").await;
+        push_when_drained(&app, sid, "sent").await;
     }
     let requests = apns.log.all();
     assert_eq!(requests.len(), 2 * BURST);

@@ -8,7 +8,8 @@ use serde_json::json;
 use verify_push_server::store::Backend;
 
 use super::{
-    app_with, challenge, fake, google, ok, service_with, wait_status, TestApp, APP_ID, KEY_ID, P8, RSA_PEM, TEAM_ID,
+    app_with, challenge, fake, google, ok, push_when_drained, service_with, TestApp, APP_ID, KEY_ID, P8, RSA_PEM,
+    TEAM_ID,
 };
 use crate::fakes::TestCa;
 use crate::helpers::{for_each_backend, on_both_backends};
@@ -115,7 +116,7 @@ async fn bad_credential_material_is_refused_naming_the_field(app: TestApp) {
 async fn push_with(app: &TestApp, credential: &str, message: &str) {
     let (service, user, factor) = service_with(app, "apn", Some(credential)).await;
     let sid = challenge(app, &service, &user, &factor, message).await;
-    wait_status(app, &sid, "sent").await;
+    push_when_drained(app, &sid, "sent").await;
 }
 
 async fn certificate_credentials_work_in_proper_and_one_line_pem(backend: Backend) {
@@ -199,7 +200,7 @@ async fn token_and_service_account_keys_work_in_one_line_pem(backend: Backend) {
     let credential = app.post("/v1/Credentials", &form).await.assert_status(201)["sid"].as_str().unwrap().to_owned();
     let (service, user, factor) = service_with(&app, "fcm", Some(&credential)).await;
     let sid = challenge(&app, &service, &user, &factor, "Service account").await;
-    wait_status(&app, &sid, "sent").await;
+    push_when_drained(&app, &sid, "sent").await;
     // The fake token endpoint checks the assertion's RS256 signature with the fixture's key.
     assert_eq!(google.log.to_path("/token").len(), 1);
     assert_eq!(google.log.to_path("messages:send").len(), 1);

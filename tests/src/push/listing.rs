@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use serde_json::Value;
 use verify_push_server::store::Backend;
 
-use super::{app_with, challenge, fake, fcm_credential, google, service_with, wait_status, TestApp};
+use super::{app_with, challenge, fake, fcm_credential, google, push_when_drained, service_with, TestApp};
 use crate::helpers::for_each_backend;
 
 for_each_backend!(the_push_list_shows_each_push_with_the_attempts_of_its_state);
@@ -62,7 +62,7 @@ async fn the_push_list_shows_each_push_with_the_attempts_of_its_state(backend: B
             sids.push(challenge(&app, &service, &user, &factor, &format!("Watched {i}")).await);
         }
         for sid in &sids {
-            wait_status(&app, sid, "retrying").await;
+            push_when_drained(&app, sid, "retrying").await;
         }
         done.store(true, Ordering::Relaxed);
     };
