@@ -1,7 +1,7 @@
 //! Property tests through the real HTTP server: arbitrary form bodies and query strings on the
 //! routes that decode them, and arbitrary Basic credentials, never get a 5xx. Every error is
 //! Twilio's envelope with the status it names; every credential that is not one is 401 / 20003.
-//! (The decoder's own properties are in server/src/api/form_props.rs.)
+//! (The decoder's own properties are in server/src/api/params_props.rs.)
 //!
 //! proptest runs on a blocking thread and sends each request through the test's runtime, so a
 //! failing case shrinks to its smallest body and is printed. No regression file is written here

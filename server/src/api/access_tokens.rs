@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use super::auth::AccountAuth;
 use super::entities::ServiceScope;
-use super::form::Form;
+use super::params::Form;
 use super::{path_sid, service_of, AppState, Missing, State};
 use crate::crypto::access_token::AccessTokenClaims;
 use crate::domain::dates;

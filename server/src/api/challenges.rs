@@ -13,8 +13,8 @@ use serde_json::{Map, Value};
 
 use super::auth::{AccountAuth, Caller};
 use super::entities::{EntityItemPath, EntityScope};
-use super::form::{Form, Query};
 use super::paging::{list_response, PageRequest};
+use super::params::{Form, Query};
 use super::{entity_of, json_or_null, param_sid, path_sid, service_of, AppState, Missing, State};
 use crate::crypto::device_jwt::{Jws, MAX_TOKEN_LEN};
 use crate::crypto::device_key::DeviceKey;

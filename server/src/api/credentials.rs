@@ -11,8 +11,8 @@ use actix_web::{web, HttpResponse};
 use serde::{Deserialize, Serialize};
 
 use super::auth::AccountAuth;
-use super::form::{Form, Params, Query};
 use super::paging::{list_response, PageRequest};
+use super::params::{Form, Params, Query};
 use super::{path_sid, AppState, Missing, State};
 use crate::domain::dates;
 use crate::domain::sid::CredentialSid;

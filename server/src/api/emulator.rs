@@ -11,8 +11,8 @@ use actix_web::HttpResponse;
 use serde::Serialize;
 
 use super::auth::AccountAuth;
-use super::form::Query;
 use super::paging::{list_response, PageRequest};
+use super::params::Query;
 use super::State;
 use crate::domain::dates;
 use crate::domain::status::{AttemptResult, DeliveryStatus, NotificationPlatform, PushStatus};

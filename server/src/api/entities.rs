@@ -4,8 +4,8 @@ use actix_web::{web, HttpResponse};
 use serde::{Deserialize, Serialize};
 
 use super::auth::AccountAuth;
-use super::form::{Form, Query};
 use super::paging::{list_response, PageRequest};
+use super::params::{Form, Query};
 use super::{entity_of, service_of, Missing, State};
 use crate::config::RateLimits;
 use crate::domain::dates;

@@ -11,8 +11,8 @@ use serde_json::{json, Map, Value};
 
 use super::auth::{AccountAuth, Caller};
 use super::entities::{identity_param, EntityItemPath, EntityScope};
-use super::form::{Form, Params, Query};
 use super::paging::{list_response, PageRequest};
+use super::params::{Form, Params, Query};
 use super::{entity_of, json_or_null, path_sid, service_of, AppState, Missing, State};
 use crate::config::RateLimits;
 use crate::crypto::b64_decode;

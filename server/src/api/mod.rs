@@ -11,14 +11,14 @@ pub mod credentials;
 pub mod emulator;
 pub mod entities;
 pub mod factors;
-pub mod form;
-#[cfg(test)]
-mod form_props;
 pub mod forms;
 pub mod health;
 pub mod missing;
 pub mod notifications;
 pub mod paging;
+pub mod params;
+#[cfg(test)]
+mod params_props;
 pub mod services;
 pub mod urls;
 pub mod webhooks;

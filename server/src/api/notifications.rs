@@ -7,7 +7,7 @@ use actix_web::{web, HttpResponse};
 use serde::{Deserialize, Serialize};
 
 use super::auth::AccountAuth;
-use super::form::Form;
+use super::params::Form;
 use super::{path_sid, service_of, Missing, State};
 use crate::domain::dates;
 use crate::domain::sid::ChallengeSid;

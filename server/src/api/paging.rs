@@ -10,7 +10,7 @@ use actix_web::HttpResponse;
 use serde::Serialize;
 use serde_json::{Map, Value};
 
-use super::form::Params;
+use super::params::Params;
 use crate::crypto::{b64url, b64url_decode};
 use crate::error::{ApiError, ApiResult};
 use crate::store::{Cursor, Page, Window};

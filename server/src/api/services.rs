@@ -4,8 +4,8 @@ use actix_web::{web, HttpResponse};
 use serde::{Deserialize, Serialize};
 
 use super::auth::{AccountAuth, Caller};
-use super::form::{Form, Params, Query};
 use super::paging::{list_response, PageRequest};
+use super::params::{Form, Params, Query};
 use super::{param_sid, service_of, Missing, State};
 use crate::domain::dates;
 use crate::domain::rules::SERVICE_FRIENDLY_NAME_MAX;

@@ -6,8 +6,8 @@ use serde::{Deserialize, Serialize};
 
 use super::auth::AccountAuth;
 use super::entities::ServiceScope;
-use super::form::{Form, Params, Query};
 use super::paging::{list_response, PageRequest};
+use super::params::{Form, Params, Query};
 use super::{path_sid, service_of, AppState, Missing, State};
 use crate::domain::dates;
 use crate::domain::rules::{is_http_url, WEBHOOK_EVENT_TYPES};

@@ -9,7 +9,7 @@ use ring::rand::SystemRandom;
 use serde_json::Value;
 
 use super::secrets::{p8_key, Secret};
-use super::{apns_headers, Delivery};
+use super::{apns_headers, SendOutcome};
 use crate::crypto::b64url;
 use crate::store::pushes::PushRow;
 
@@ -52,7 +52,12 @@ impl ProviderTokens {
 
 /// Sends one push. `provider_token` is set for token auth; `client` carries the certificate for
 /// certificate auth.
-pub async fn send(client: &reqwest::Client, base_url: &str, push: &PushRow, provider_token: Option<&str>) -> Delivery {
+pub async fn send(
+    client: &reqwest::Client,
+    base_url: &str,
+    push: &PushRow,
+    provider_token: Option<&str>,
+) -> SendOutcome {
     let url = format!("{}/3/device/{}", base_url.trim_end_matches('/'), push.target);
     let mut request = client
         .post(url)
@@ -67,7 +72,7 @@ pub async fn send(client: &reqwest::Client, base_url: &str, push: &PushRow, prov
     }
     let response = match request.send().await {
         Ok(r) => r,
-        Err(e) => return Delivery::Retry { status: None, error: format!("APNs unreachable: {e}") },
+        Err(e) => return SendOutcome::Retry { status: None, error: format!("APNs unreachable: {e}") },
     };
     let status = response.status().as_u16();
     let body = response.text().await.unwrap_or_default();
@@ -76,11 +81,11 @@ pub async fn send(client: &reqwest::Client, base_url: &str, push: &PushRow, prov
         .and_then(|v| v.get("reason").and_then(Value::as_str).map(str::to_owned))
         .unwrap_or_default();
     match status {
-        200 => Delivery::Sent { status },
-        429 | 500..=599 => Delivery::Retry { status: Some(status), error: format!("APNs {status} {reason}") },
+        200 => SendOutcome::Sent { status },
+        429 | 500..=599 => SendOutcome::Retry { status: Some(status), error: format!("APNs {status} {reason}") },
         403 if reason == "ExpiredProviderToken" => {
-            Delivery::Retry { status: Some(status), error: "APNs 403 ExpiredProviderToken".into() }
+            SendOutcome::Retry { status: Some(status), error: "APNs 403 ExpiredProviderToken".into() }
         }
-        _ => Delivery::Failed { status: Some(status), error: format!("APNs {status} {reason}") },
+        _ => SendOutcome::Failed { status: Some(status), error: format!("APNs {status} {reason}") },
     }
 }

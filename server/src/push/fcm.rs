@@ -11,14 +11,14 @@ use serde_json::Value;
 use tokio::sync::OnceCell;
 
 use super::secrets::{rsa_key, ServiceAccount};
-use super::Delivery;
+use super::SendOutcome;
 use crate::crypto::b64url;
 use crate::store::pushes::PushRow;
 
 const SCOPE: &str = "https://www.googleapis.com/auth/firebase.messaging";
 
 /// One token request: its outcome, once known — (access token, usable until) or why not.
-type Flight = OnceCell<Result<(String, i64), Delivery>>;
+type Flight = OnceCell<Result<(String, i64), SendOutcome>>;
 
 /// OAuth2 access tokens by credential version (see `worker::version`), single-flight: sends that
 /// need a token while one is being fetched wait for that fetch and share its outcome (Google
@@ -60,7 +60,7 @@ impl AccessTokens {
         credential: &str,
         account: &ServiceAccount,
         now: i64,
-    ) -> Result<String, Delivery> {
+    ) -> Result<String, SendOutcome> {
         let flight = self.flight(credential, now);
         let outcome = flight.get_or_init(|| fetch(client, account, now)).await;
         outcome.as_ref().map(|(token, _)| token.clone()).map_err(Clone::clone)
@@ -69,8 +69,8 @@ impl AccessTokens {
 
 /// Asks `token_uri` for an access token with a JWT-bearer assertion signed by the service
 /// account's key: (token, usable until).
-async fn fetch(client: &reqwest::Client, account: &ServiceAccount, now: i64) -> Result<(String, i64), Delivery> {
-    let failed = |error: String| Delivery::Failed { status: None, error };
+async fn fetch(client: &reqwest::Client, account: &ServiceAccount, now: i64) -> Result<(String, i64), SendOutcome> {
+    let failed = |error: String| SendOutcome::Failed { status: None, error };
     let key = rsa_key(&account.private_key).ok_or_else(|| failed("the service account key is unusable".into()))?;
     let header = b64url(br#"{"alg":"RS256","typ":"JWT"}"#);
     let claims = serde_json::json!({
@@ -86,7 +86,7 @@ async fn fetch(client: &reqwest::Client, account: &ServiceAccount, now: i64) -> 
         .form(&[("grant_type", "urn:ietf:params:oauth:grant-type:jwt-bearer"), ("assertion", &assertion)])
         .send()
         .await
-        .map_err(|e| Delivery::Retry { status: None, error: format!("OAuth token endpoint unreachable: {e}") })?;
+        .map_err(|e| SendOutcome::Retry { status: None, error: format!("OAuth token endpoint unreachable: {e}") })?;
     let status = response.status().as_u16();
     let body: Value = response.json().await.unwrap_or(Value::Null);
     let token = body.get("access_token").and_then(Value::as_str).map(str::to_owned);
@@ -97,9 +97,9 @@ async fn fetch(client: &reqwest::Client, account: &ServiceAccount, now: i64) -> 
             Ok((token, now + expires_in - 60))
         }
         (429 | 500..=599, _) => {
-            Err(Delivery::Retry { status: Some(status), error: format!("OAuth token endpoint {status}") })
+            Err(SendOutcome::Retry { status: Some(status), error: format!("OAuth token endpoint {status}") })
         }
-        _ => Err(Delivery::Failed {
+        _ => Err(SendOutcome::Failed {
             status: Some(status),
             error: format!("OAuth token endpoint refused: {status} {body}"),
         }),
@@ -113,7 +113,7 @@ pub async fn send(
     project_id: &str,
     push: &PushRow,
     access_token: &str,
-) -> Delivery {
+) -> SendOutcome {
     let url = format!("{}/v1/projects/{project_id}/messages:send", base_url.trim_end_matches('/'));
     let response = client
         .post(url)
@@ -124,7 +124,7 @@ pub async fn send(
         .await;
     let response = match response {
         Ok(r) => r,
-        Err(e) => return Delivery::Retry { status: None, error: format!("FCM unreachable: {e}") },
+        Err(e) => return SendOutcome::Retry { status: None, error: format!("FCM unreachable: {e}") },
     };
     let status = response.status().as_u16();
     let body: Value = response.json().await.unwrap_or(Value::Null);
@@ -135,9 +135,9 @@ pub async fn send(
         .unwrap_or_default()
         .to_owned();
     match status {
-        200 => Delivery::Sent { status },
-        429 | 500..=599 => Delivery::Retry { status: Some(status), error: format!("FCM {status} {reason}") },
-        401 => Delivery::Retry { status: Some(status), error: "FCM 401: access token refused".into() },
-        _ => Delivery::Failed { status: Some(status), error: format!("FCM {status} {reason}") },
+        200 => SendOutcome::Sent { status },
+        429 | 500..=599 => SendOutcome::Retry { status: Some(status), error: format!("FCM {status} {reason}") },
+        401 => SendOutcome::Retry { status: Some(status), error: "FCM 401: access token refused".into() },
+        _ => SendOutcome::Failed { status: Some(status), error: format!("FCM {status} {reason}") },
     }
 }

@@ -172,9 +172,9 @@ pub fn http_client(
     builder.build()
 }
 
-/// What a delivery attempt came to.
+/// What one send of a push came to (its attempt is recorded from it).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Delivery {
+pub enum SendOutcome {
     Sent {
         status: u16,
     },

@@ -13,7 +13,7 @@ use futures_util::future::join_all;
 use super::apns::ProviderTokens;
 use super::fcm::AccessTokens;
 use super::secrets::Secret;
-use super::{apns, fcm, http_client, Delivery, PushSettings};
+use super::{apns, fcm, http_client, PushSettings, SendOutcome};
 use crate::crypto::secretbox::SecretBox;
 use crate::store::credentials::CredentialRow;
 use crate::store::outbox::{AttemptOutcome, Outbox};
@@ -48,12 +48,12 @@ impl Sender {
         }
     }
 
-    fn client(&self, key: &str, identity_pem: Option<&[u8]>) -> Result<reqwest::Client, Delivery> {
+    fn client(&self, key: &str, identity_pem: Option<&[u8]>) -> Result<reqwest::Client, SendOutcome> {
         if let Some(client) = self.clients.lock().ok().and_then(|c| c.get(key).cloned()) {
             return Ok(client);
         }
         let client = http_client(&self.settings, identity_pem, identity_pem.is_some())
-            .map_err(|e| Delivery::Failed { status: None, error: format!("cannot build the HTTP client: {e}") })?;
+            .map_err(|e| SendOutcome::Failed { status: None, error: format!("cannot build the HTTP client: {e}") })?;
         if let Ok(mut clients) = self.clients.lock() {
             clients.insert(key.to_owned(), client.clone());
         }
@@ -61,12 +61,12 @@ impl Sender {
     }
 
     /// One delivery attempt of `push` with `credential`.
-    pub async fn deliver(&self, push: &PushRow, credential: &CredentialRow, now: i64) -> Delivery {
+    pub async fn deliver(&self, push: &PushRow, credential: &CredentialRow, now: i64) -> SendOutcome {
         let version = version(credential);
         let Some(secret) =
             self.secrets.open(&credential.secret).and_then(|plain| serde_json::from_slice::<Secret>(&plain).ok())
         else {
-            return Delivery::Failed {
+            return SendOutcome::Failed {
                 status: None,
                 error: "the credential cannot be decrypted (wrong credentials key?)".into(),
             };
@@ -79,10 +79,10 @@ impl Sender {
                     Err(d) => return d,
                 };
                 let Some(token) = self.apns_tokens.get(&version, &secret, now) else {
-                    return Delivery::Failed { status: None, error: "the APNs key cannot sign".into() };
+                    return SendOutcome::Failed { status: None, error: "the APNs key cannot sign".into() };
                 };
                 let delivery = apns::send(&client, base, push, Some(&token)).await;
-                if matches!(&delivery, Delivery::Retry { status: Some(403), .. }) {
+                if matches!(&delivery, SendOutcome::Retry { status: Some(403), .. }) {
                     self.apns_tokens.forget(&version, &token);
                 }
                 delivery
@@ -106,12 +106,12 @@ impl Sender {
                 };
                 let delivery =
                     fcm::send(&client, &self.settings.fcm_url, &service_account.project_id, push, &token).await;
-                if matches!(&delivery, Delivery::Retry { status: Some(401), .. }) {
+                if matches!(&delivery, SendOutcome::Retry { status: Some(401), .. }) {
                     self.fcm_tokens.forget(&version, &token);
                 }
                 delivery
             }
-            (platform, _) => Delivery::Failed {
+            (platform, _) => SendOutcome::Failed {
                 status: None,
                 error: format!("the Service's credential {} is not for platform {platform}", credential.sid),
             },
@@ -122,7 +122,7 @@ impl Sender {
     async fn process(&self, push: PushRow, now: i64) -> Result<(), sqlx::Error> {
         let started = Instant::now();
         let delivery = if now >= push.expires_at {
-            Delivery::Failed { status: None, error: "expired before it could be delivered".into() }
+            SendOutcome::Failed { status: None, error: "expired before it could be delivered".into() }
         } else {
             let credential = match &push.credential_sid {
                 Some(sid) => self.store.credential(&push.account_sid, sid).await?,
@@ -130,13 +130,13 @@ impl Sender {
             };
             match credential {
                 Some(credential) => self.deliver(&push, &credential, now).await,
-                None => Delivery::Failed { status: None, error: "the credential was deleted".into() },
+                None => SendOutcome::Failed { status: None, error: "the credential was deleted".into() },
             }
         };
         let latency_ms = i64::try_from(started.elapsed().as_millis()).unwrap_or(i64::MAX);
         let attempts = push.attempts + 1;
         let (status, next, outcome) = match delivery {
-            Delivery::Sent { status } => (
+            SendOutcome::Sent { status } => (
                 PushStatus::Sent,
                 now,
                 AttemptOutcome {
@@ -147,7 +147,7 @@ impl Sender {
                     latency_ms,
                 },
             ),
-            Delivery::Retry { status, error } if attempts < push.max_attempts => {
+            SendOutcome::Retry { status, error } if attempts < push.max_attempts => {
                 let next = now + crate::workers::backoff(attempts, MAX_BACKOFF_SECS);
                 let status_name = if next < push.expires_at { PushStatus::Retrying } else { PushStatus::Failed };
                 (
@@ -162,7 +162,7 @@ impl Sender {
                     },
                 )
             }
-            Delivery::Retry { status, error } | Delivery::Failed { status, error } => (
+            SendOutcome::Retry { status, error } | SendOutcome::Failed { status, error } => (
                 PushStatus::Failed,
                 now,
                 AttemptOutcome {

@@ -1,4 +1,4 @@
-//! Property tests of the form decoder (`form.rs`): any bytes decode or fail with 400 / 60200
+//! Property tests of the form decoder (`params.rs`): any bytes decode or fail with 400 / 60200
 //! (never a panic, never a 5xx), and pairs encoded the way either SDK encodes them decode to the
 //! same pairs in the same order. The e2e test `form_props` drives arbitrary bodies through the
 //! real HTTP server.
@@ -11,7 +11,7 @@
 use actix_web::ResponseError;
 use proptest::prelude::*;
 
-use super::form::Params;
+use super::params::Params;
 
 /// Bytes that matter to the decoder, mixed with any byte at all.
 fn body() -> impl Strategy<Value = Vec<u8>> {
