@@ -301,13 +301,14 @@ def emulator_paths() -> dict[str, Any]:
                 "summary": "Emulator health check.",
                 "description": (
                     "Liveness/readiness probe. Does not require authentication. Returns 200 when the emulator and "
-                    "its database are usable, and 503 with the same body shape when the database is unavailable."
+                    "its database are usable, and 503 with the same body shape when the database is unavailable or the "
+                    "server is shutting down."
                 ),
                 "operationId": "FetchHealth",
                 "security": [],
                 "responses": {
                     "200": health_response("The emulator and its database are healthy."),
-                    "503": health_response("The database is unavailable or cannot take writes."),
+                    "503": health_response("The database is unavailable or cannot take writes, or the server is draining."),
                 },
             }
         }
@@ -446,10 +447,11 @@ def emulator_schemas() -> dict[str, Any]:
             "properties": {
                 "status": {
                     "type": "string",
-                    "enum": ["ok", "degraded", "unavailable"],
+                    "enum": ["ok", "degraded", "unavailable", "draining"],
                     "description": (
-                        "Overall status, the same as `database.status`: `ok` on a 200 response, `degraded` or "
-                        "`unavailable` on a 503 response."
+                        "Overall status: `database.status` (`ok` on a 200 response, `degraded` or `unavailable` "
+                        "on a 503 response), or `draining` (503) while a graceful shutdown answers the open "
+                        "connections, so that load balancers stop sending new requests."
                     ),
                 },
                 "version": {"type": "string", "description": "Version of the emulator build."},

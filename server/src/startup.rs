@@ -62,6 +62,7 @@ impl Application {
         let address = listener.local_addr()?;
         let scheme = if tls.is_some() { "https" } else { "http" };
         let public_url = args.public_url.clone().unwrap_or_else(|| format!("{scheme}://{address}"));
+        let drain = Arc::new(Drain::default());
         let state = web::Data::new(AppState {
             store: store.clone(),
             clock: clock.clone(),
@@ -75,10 +76,10 @@ impl Application {
             push_wake: push_wake.clone(),
             webhooks: webhook_settings.clone(),
             webhook_wake: webhook_wake.clone(),
+            draining: drain.draining.clone(),
         });
 
         let app_state = state.clone();
-        let drain = Arc::new(Drain::default());
         let (app_drain, connection_drain) = (drain.clone(), drain.clone());
         let server = HttpServer::new(move || {
             let drain = app_drain.clone();
@@ -202,8 +203,9 @@ impl Application {
 /// Graceful-shutdown state, shared by the signal task, the app's wrap and every connection.
 #[derive(Default)]
 struct Drain {
-    /// Set at the first SIGTERM/SIGINT: each answer then closes its connection.
-    draining: AtomicBool,
+    /// Set at the first SIGTERM/SIGINT: each answer then closes its connection, and `/healthz`
+    /// answers 503 `draining` (shared with [`AppState`]).
+    draining: Arc<AtomicBool>,
     /// Open HTTP connections.
     connections: AtomicUsize,
 }

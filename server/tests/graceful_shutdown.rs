@@ -135,29 +135,31 @@ async fn requests_begun_before_sigterm_are_answered(db: &str) {
     assert!(status.success(), "exit status {status}");
 }
 
-/// Polls, on a new connection each time, until the server shows that its shutdown has begun:
-/// it answers `Connection: close`, or no longer answers at all.
+/// Polls `/healthz`, on a new connection each time, until the server shows that its shutdown has
+/// begun: it answers 503 (`draining`) with `Connection: close`, so a load balancer stops sending
+/// it requests while the open ones are answered. (An answer that already closes its connection
+/// may still be a 200 computed just before the signal was seen: poll again.)
 async fn wait_for_shutdown_to_begin(port: u16) {
     let until = std::time::Instant::now() + DEADLINE;
     while std::time::Instant::now() < until {
-        let Ok(mut probe) = TcpStream::connect(("127.0.0.1", port)).await else { return };
-        if probe.write_all(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n").await.is_err() {
-            return;
-        }
+        let mut probe = TcpStream::connect(("127.0.0.1", port)).await.expect("the server accepts while it drains");
+        probe.write_all(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n").await.unwrap();
         let mut head = Vec::new();
         let mut byte = [0u8; 1];
         while !head.ends_with(b"\r\n\r\n") {
             match probe.read(&mut byte).await {
                 Ok(1) => head.push(byte[0]),
-                _ => return,
+                other => panic!("/healthz got no complete answer while draining: {other:?}"),
             }
         }
-        if String::from_utf8_lossy(&head).to_ascii_lowercase().contains("\r\nconnection: close\r\n") {
+        let head = String::from_utf8_lossy(&head).to_ascii_lowercase();
+        if head.starts_with("http/1.1 503") {
+            assert!(head.contains("\r\nconnection: close\r\n"), "a draining answer closes its connection: {head}");
             return;
         }
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
-    panic!("the server showed no sign of shutting down");
+    panic!("/healthz never answered 503 after SIGTERM");
 }
 
 /// Polls until `child` has exited (its status) or `deadline` has passed (`None`).

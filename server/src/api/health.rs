@@ -4,6 +4,8 @@
 //! 503 `unavailable` when it does not answer, and 503 `degraded` while writes fail (for
 //! example a full disk) — then each call probes the write path, so health recovers by itself
 //! once writes succeed again. `database.reason` says why whenever the state is not `ok`.
+//! While a graceful shutdown drains open connections the overall status is 503 `draining`
+//! (the database part still says what it is), so load balancers take the instance out first.
 
 use actix_web::HttpResponse;
 use serde::Serialize;
@@ -33,12 +35,13 @@ pub async fn fetch_health(state: State) -> HttpResponse {
         DatabaseState::Degraded(reason) => ("degraded", Some(reason)),
         DatabaseState::Unavailable(reason) => ("unavailable", Some(reason)),
     };
+    let draining = state.draining.load(std::sync::atomic::Ordering::Relaxed);
     let body = Health {
-        status,
+        status: if draining { "draining" } else { status },
         version: env!("CARGO_PKG_VERSION"),
         database: DatabaseHealth { backend: state.store.backend().name(), status, reason },
     };
-    if status == "ok" {
+    if status == "ok" && !draining {
         HttpResponse::Ok().json(body)
     } else {
         HttpResponse::ServiceUnavailable().json(body)

@@ -59,6 +59,9 @@ pub struct AppState {
     pub webhooks: crate::webhooks::WebhookSettings,
     /// Wakes the webhook worker when an event is recorded.
     pub webhook_wake: std::sync::Arc<tokio::sync::Notify>,
+    /// Set when a graceful shutdown begins: `/healthz` then answers 503 `draining`, so load
+    /// balancers stop sending new requests while the open ones are answered.
+    pub draining: std::sync::Arc<std::sync::atomic::AtomicBool>,
 }
 
 pub type State = web::Data<AppState>;
