@@ -48,7 +48,10 @@ const SERVER_LAYERS: &[(&str, &[&str])] = &[
     // The flags; they build the settings of the push and webhook workers and of TLS.
     ("config", &["push", "tls", "webhooks"]),
     // Credentials and keys, read from the flags and kept in the store.
-    ("accounts", &["config", "crypto", "domain", "store"]),
+    // Authentication against the stored credentials (a short-lived cache).
+    ("accounts", &["crypto", "domain", "store"]),
+    // Start-up seeding of accounts and API keys from the flags.
+    ("bootstrap", &["config", "crypto", "domain", "store"]),
     ("keys", &["config", "crypto", "domain", "store"]),
     // HTTP only: the handlers, over everything below.
     ("api", &["accounts", "clock", "config", "crypto", "domain", "error", "push", "store", "webhooks", "workers"]),
@@ -58,6 +61,7 @@ const SERVER_LAYERS: &[(&str, &[&str])] = &[
         &[
             "accounts",
             "api",
+            "bootstrap",
             "clock",
             "config",
             "crypto",

@@ -1,13 +1,14 @@
 //! verify-push-server: a self-hosted emulator of Twilio Verify Push.
 //!
 //! Layers (see docs/ARCHITECTURE.md): `api` (HTTP only) → `domain` (rules, no I/O) and `crypto`
-//! (functions over bytes) → `store` (all SQL). `startup` wires them with `config`, `accounts`,
-//! `keys` and `tls`, and starts the background tasks: the outbox workers of `push` and
+//! (functions over bytes) → `store` (all SQL). `startup` wires them with `config`, `accounts`
+//! (authentication), `bootstrap` (seeding accounts from the flags), `keys` and `tls`, and starts the background tasks: the outbox workers of `push` and
 //! `webhooks` and the sweeper of `workers`. `error` is every client-visible failure; `clock` the
 //! time handlers and workers see.
 
 pub mod accounts;
 pub mod api;
+pub mod bootstrap;
 pub mod clock;
 pub mod config;
 pub mod crypto;

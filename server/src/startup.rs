@@ -14,8 +14,9 @@ use actix_web::{web, App, HttpServer};
 use anyhow::Context;
 use futures_util::FutureExt;
 
-use crate::accounts::{self, Accounts, GeneratedAccount};
+use crate::accounts::Accounts;
 use crate::api::{self, AppState, Urls};
+use crate::bootstrap::{self, GeneratedAccount};
 use crate::clock::SharedClock;
 use crate::config::ServeArgs;
 use crate::crypto::access_token::TokenKey;
@@ -48,7 +49,7 @@ pub struct Application {
 impl Application {
     pub async fn build(args: ServeArgs, clock: SharedClock) -> anyhow::Result<Application> {
         let store = Store::connect(&args.database.database_url, args.database.database_max_connections).await?;
-        let generated_account = accounts::bootstrap(&store, &args, clock.now()).await?;
+        let generated_account = bootstrap::bootstrap(&store, &args, clock.now()).await?;
         let keys = crate::keys::load(&store, &args).await?;
         let token_key = TokenKey::new(&keys.access_token);
         let secrets = Arc::new(SecretBox::new(&keys.credentials));
