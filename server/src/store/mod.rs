@@ -333,11 +333,16 @@ impl Store {
 
 /// The file of a SQLite database URL; `None` for PostgreSQL and in-memory SQLite.
 pub fn sqlite_file(url: &str) -> Option<std::path::PathBuf> {
-    if !url.starts_with("sqlite:") || url.contains(":memory:") || url.contains("mode=memory") {
+    if !url.starts_with("sqlite:") || in_memory(url) {
         return None;
     }
     let options = SqliteConnectOptions::from_str(url).ok()?;
     Some(options.get_filename().to_owned())
+}
+
+/// Whether a SQLite URL names an in-memory database (no file, one connection).
+fn in_memory(url: &str) -> bool {
+    url.contains(":memory:") || url.contains("mode=memory")
 }
 
 /// Creates the database file 0600 if missing and makes it and its -wal/-shm 0600 if they exist
@@ -360,7 +365,7 @@ fn make_private(file: &Path) -> std::io::Result<()> {
 const CHECKPOINT_EVERY: Duration = Duration::from_millis(50);
 
 async fn connect_sqlite(url: &str, max_connections: u32) -> anyhow::Result<Db> {
-    let in_memory = url.contains(":memory:") || url.contains("mode=memory");
+    let in_memory = in_memory(url);
     let options = SqliteConnectOptions::from_str(url)
         .context("invalid SQLite URL")?
         .create_if_missing(true)
