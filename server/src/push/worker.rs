@@ -184,8 +184,8 @@ impl Sender {
 /// What the clients and tokens of `credential` are cached by: its SID and a digest of its sealed
 /// secret, so that an updated certificate or key is used from the next send on.
 fn version(credential: &CredentialRow) -> String {
-    let digest = ring::digest::digest(&ring::digest::SHA256, credential.secret.as_bytes());
-    format!("{}#{}", credential.sid, crate::crypto::b64url(&digest.as_ref()[..12]))
+    let digest = crate::crypto::sha256(credential.secret.as_bytes());
+    format!("{}#{}", credential.sid, crate::crypto::b64url(&digest[..12]))
 }
 
 impl Pass for Sender {
