@@ -148,7 +148,7 @@ routes! {
 }
 
 /// Refuses a path segment that holds U+0000 (`%00`) with 400 naming its parameter: PostgreSQL
-/// cannot store it, so both backends refuse it, as [`form`] does for bodies and query strings.
+/// cannot store it, so both backends refuse it, as [`params`] does for bodies and query strings.
 /// One check on every route's matched `{Name}` segments, before any extractor runs.
 async fn refuse_nul_in_path(
     req: ServiceRequest,
