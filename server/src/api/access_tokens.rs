@@ -17,6 +17,7 @@ use crate::domain::rules::{is_valid_identity, ACCESS_TOKEN_DEFAULT_TTL, ACCESS_T
 use crate::domain::sid::AccessTokenSid;
 use crate::domain::status::FactorType;
 use crate::error::{ApiError, ApiResult};
+use crate::store::services::ServiceRow;
 use crate::store::tokens::AccessTokenRow;
 
 #[derive(Deserialize)]
@@ -86,6 +87,19 @@ pub async fn create_access_token(
             .filter(|t| ACCESS_TOKEN_TTL.contains(t))
             .ok_or_else(|| bad("Ttl must be an integer between 60 and 300"))?,
     };
+    let row = mint_access_token(&state, service, identity, friendly_name, ttl).await?;
+    Ok(HttpResponse::Created().json(render(&state, &row)))
+}
+
+/// Issues and stores an access token for `identity` of `service` (validated parameters): what
+/// [`create_access_token`] does, and what a virtual device enrolling without a token is given.
+pub async fn mint_access_token(
+    state: &AppState,
+    service: ServiceRow,
+    identity: &str,
+    friendly_name: Option<&str>,
+    ttl: i64,
+) -> ApiResult<AccessTokenRow> {
     let now = state.clock.now();
     let sid: String = AccessTokenSid::generate().into();
     let claims = AccessTokenClaims {
@@ -112,7 +126,7 @@ pub async fn create_access_token(
         date_created: now,
     };
     row.id = state.store.insert_access_token(&row).await?;
-    Ok(HttpResponse::Created().json(render(&state, &row)))
+    Ok(row)
 }
 
 pub async fn fetch_access_token(

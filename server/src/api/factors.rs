@@ -205,14 +205,24 @@ pub async fn create_new_factor(
     path: web::Path<EntityScope>,
     Form(p): Form,
 ) -> ApiResult<HttpResponse> {
+    let factor = create_new_factor_core(&state, &caller, &path, &p).await?;
+    let binding = json!({"alg": factor.binding_alg, "public_key": factor.binding_public_key});
+    Ok(HttpResponse::Created().json(NewFactorBody { factor: render(&state, &factor), binding, options: Value::Null }))
+}
+
+/// The core of [`create_new_factor`], which virtual devices call too (api/virtual_device.rs).
+pub async fn create_new_factor_core(
+    state: &AppState,
+    caller: &Caller,
+    path: &EntityScope,
+    p: &Params,
+) -> ApiResult<FactorRow> {
     if caller.device_factor().is_some() {
         return Err(ApiError::Unauthenticated);
     }
     let account_sid = caller.scope(&path.service_sid, &path.identity)?;
-    let service = service_of(&state, account_sid, &path.service_sid).await?;
-    let factor = create_push_factor(&state, &service, &path.identity, &p).await?;
-    let binding = json!({"alg": factor.binding_alg, "public_key": factor.binding_public_key});
-    Ok(HttpResponse::Created().json(NewFactorBody { factor: render(&state, &factor), binding, options: Value::Null }))
+    let service = service_of(state, account_sid, &path.service_sid).await?;
+    create_push_factor(state, &service, &path.identity, p).await
 }
 
 async fn factor_of(state: &AppState, account_sid: &str, path: &EntityItemPath) -> ApiResult<FactorRow> {
@@ -233,8 +243,13 @@ async fn factor_for(state: &AppState, caller: &Caller, path: &EntityItemPath) ->
 }
 
 pub async fn fetch_factor(caller: Caller, state: State, path: web::Path<EntityItemPath>) -> ApiResult<HttpResponse> {
-    let factor = factor_for(&state, &caller, &path).await?;
+    let factor = fetch_factor_core(&state, &caller, &path).await?;
     Ok(HttpResponse::Ok().json(render(&state, &factor)))
+}
+
+/// The core of [`fetch_factor`].
+pub async fn fetch_factor_core(state: &AppState, caller: &Caller, path: &EntityItemPath) -> ApiResult<FactorRow> {
+    factor_for(state, caller, path).await
 }
 
 /// Applies an update body to a push Factor: `AuthPayload` verifies it, `FriendlyName` and
@@ -277,32 +292,49 @@ pub async fn update_factor(
     path: web::Path<EntityItemPath>,
     Form(p): Form,
 ) -> ApiResult<HttpResponse> {
-    let mut current = factor_for(&state, &caller, &path).await?;
+    let factor = update_factor_core(&state, &caller, &path, &p).await?;
+    Ok(HttpResponse::Ok().json(render(&state, &factor)))
+}
+
+/// The core of [`update_factor`]: the Factor as updated.
+pub async fn update_factor_core(
+    state: &AppState,
+    caller: &Caller,
+    path: &EntityItemPath,
+    p: &Params,
+) -> ApiResult<FactorRow> {
+    let mut current = factor_for(state, caller, path).await?;
     let now = state.clock.now();
     // Applied to the row as read and written only if it is still so: a lost race reads the
     // row again and reapplies, so concurrent updates all land and a verification happens once.
     // Each lost race is another update's success, so this ends.
     loop {
         let mut factor = current.clone();
-        apply_factor_update(&mut factor, &p, now)?;
+        apply_factor_update(&mut factor, p, now)?;
         let event = (current.status != FactorStatus::Verified && factor.status == FactorStatus::Verified)
             .then(|| webhooks::factor_event("factor.verified", &factor, &state.webhooks, now));
         if state.store.update_factor(&current, &factor, event.as_ref()).await? {
             if event.is_some() {
                 state.webhook_wake.notify_one();
             }
-            return Ok(HttpResponse::Ok().json(render(&state, &factor)));
+            return Ok(factor);
         }
-        current = factor_of(&state, &current.account_sid, &path).await?;
+        current = factor_of(state, &current.account_sid, path).await?;
     }
 }
 
 pub async fn delete_factor(caller: Caller, state: State, path: web::Path<EntityItemPath>) -> ApiResult<HttpResponse> {
-    let factor = factor_for(&state, &caller, &path).await?;
+    delete_factor_core(&state, &caller, &path).await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+/// The core of [`delete_factor`].
+pub async fn delete_factor_core(state: &AppState, caller: &Caller, path: &EntityItemPath) -> ApiResult<()> {
+    let factor = factor_for(state, caller, path).await?;
     let event = webhooks::factor_event("factor.deleted", &factor, &state.webhooks, state.clock.now());
     state.store.delete_factor(factor.id, &event).await?;
     state.webhook_wake.notify_one();
-    Ok(HttpResponse::NoContent().finish())
+    Ok(())
 }
 
 pub async fn list_factor(
