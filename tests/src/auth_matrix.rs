@@ -95,6 +95,9 @@ struct World {
     access_token_sid: String,
     webhook: String,
     credential: String,
+    /// A virtual device of the main account (its Factor SID) and a pending Challenge of it.
+    device: String,
+    device_challenge: String,
     /// Every SID of the main account, none of which another account may see.
     sids: Vec<String>,
     /// A valid answer to the challenge, signed by its Factor's key.
@@ -112,7 +115,9 @@ impl World {
             let value = match segment {
                 "{ServiceSid}" => self.service.clone(),
                 "{Identity}" => self.user.clone(),
+                "{ChallengeSid}" if template.starts_with("/_emulator/Devices") => self.device_challenge.clone(),
                 "{ChallengeSid}" => self.challenge.clone(),
+                "{FactorSid}" => self.device.clone(),
                 "{FormType}" => "form-push".to_owned(),
                 "{Sid}" => match previous {
                     "Services" => self.service.clone(),
@@ -148,6 +153,12 @@ impl World {
         let owner = template.trim_end_matches(last).trim_end_matches('/').rsplit('/').next().unwrap_or_default();
         let owner = if item { owner } else { last };
         let changed = || vec![("FriendlyName", "Changed by the matrix".to_owned())];
+        if template.starts_with("/_emulator/Devices") {
+            return match item {
+                false => vec![("ServiceSid", self.service.clone()), ("Identity", identity())],
+                true => vec![("Status", "approved".to_owned())],
+            };
+        }
         match (owner, item) {
             // It names the main account's push credential: no other account may attach it.
             ("Services", false) => {
@@ -194,10 +205,15 @@ fn expected(case: Case, method: &str, template: &str) -> Expect {
         return Expect::Own(200);
     }
     // Routes that name none of the main account's resources: the caller's own collection.
-    let own_collection = !template.contains("{Sid}") && !template.contains("{ServiceSid}");
+    let own_collection =
+        !template.contains("{Sid}") && !template.contains("{ServiceSid}") && !template.contains("{FactorSid}");
     match case {
         Case::OtherAccount | Case::OtherAccountApiKey if method == "POST" && template == "/v2/Services" => {
             Expect::Invalid
+        }
+        // The body names the main account's Service, which another account cannot see.
+        Case::OtherAccount | Case::OtherAccountApiKey if method == "POST" && template == "/_emulator/Devices" => {
+            Expect::Hidden
         }
         Case::OtherAccount | Case::OtherAccountApiKey if own_collection => Expect::Own(match method {
             "POST" => 201,
@@ -372,6 +388,11 @@ async fn build_world(app: &TestApp) -> World {
         .await;
     let webhook = webhook.assert_status(201)["sid"].as_str().unwrap().to_owned();
     let credential = crate::push::fcm_credential(app, "http://127.0.0.1:9/token").await;
+    let device_user = identity();
+    let device = app.post("/_emulator/Devices", &[("ServiceSid", &service), ("Identity", &device_user)]).await;
+    let virtual_device = device.assert_status(201)["factor_sid"].as_str().unwrap().to_owned();
+    let device_challenge =
+        app.challenge(&service, &device_user, &virtual_device).await["sid"].as_str().unwrap().to_owned();
 
     let account = app.account.user.clone();
     let now = app.clock.now();
@@ -431,6 +452,8 @@ async fn build_world(app: &TestApp) -> World {
         token["sid"].as_str().unwrap().to_owned(),
         webhook.clone(),
         credential.clone(),
+        virtual_device.clone(),
+        device_challenge.clone(),
     ];
     let new_key = p256::ecdsa::SigningKey::from_slice(&[9; 32]).unwrap();
     World {
@@ -441,6 +464,8 @@ async fn build_world(app: &TestApp) -> World {
         challenge,
         webhook,
         credential,
+        device: virtual_device,
+        device_challenge,
         sids,
         answer,
         new_public_key: spki_base64(&new_key),

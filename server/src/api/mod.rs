@@ -1,5 +1,6 @@
-//! HTTP only: one file per Twilio resource (and `emulator.rs`, `health.rs` for the routes of
-//! this server's own), the auth extractors, form decoding, paging and URLs.
+//! HTTP only: one file per Twilio resource (and `emulator.rs`, `health.rs`, `devices.rs` for the
+//! routes of this server's own; `virtual_device.rs`, what a virtual device sends through the
+//! handlers' cores), the auth extractors, form decoding, paging and URLs.
 //!
 //! The route table below is the single place routes are declared: it registers the handlers
 //! and is exported as [`ROUTES`], which a test compares with `openapi.yaml`.
@@ -8,6 +9,7 @@ pub mod access_tokens;
 pub mod auth;
 pub mod challenges;
 pub mod credentials;
+pub mod devices;
 pub mod emulator;
 pub mod entities;
 pub mod factors;
@@ -21,6 +23,7 @@ pub mod params;
 mod params_props;
 pub mod services;
 pub mod urls;
+pub mod virtual_device;
 pub mod webhooks;
 
 use actix_web::body::{EitherBody, MessageBody};
@@ -145,6 +148,11 @@ routes! {
         GET => emulator::list_webhook_deliveries,
         DELETE => emulator::delete_webhook_deliveries,
     },
+    // Emulator controls: virtual devices (one group, so that one switch can remove them).
+    "/_emulator/Devices" => { POST => devices::create_device, GET => devices::list_devices },
+    "/_emulator/Devices/{FactorSid}" => { GET => devices::fetch_device, DELETE => devices::delete_device },
+    "/_emulator/Devices/{FactorSid}/Challenges" => { GET => devices::list_device_challenges },
+    "/_emulator/Devices/{FactorSid}/Challenges/{ChallengeSid}" => { POST => devices::update_device_challenge },
 }
 
 /// Refuses a path segment that holds U+0000 (`%00`) with 400 naming its parameter: PostgreSQL
