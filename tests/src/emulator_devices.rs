@@ -106,13 +106,13 @@ async fn virtual_devices_are_listed_fetched_and_unenrolled(app: TestApp) {
 
     let all = app.get(&format!("{DEVICES}?ServiceSid={service}&PageSize=1")).await;
     let all = all.assert_status(200);
-    assert_eq!(all["devices"].as_array().unwrap().iter().map(sid).collect::<Vec<_>>(), [first.clone()]);
+    assert_eq!(all["devices"].as_array().unwrap().iter().map(sid).collect::<Vec<_>>(), [first.as_str()]);
     let next = all["meta"]["next_page_url"].as_str().unwrap().to_owned();
     assert!(next.contains(&format!("ServiceSid={service}")), "{next}");
     let page2 = app.get(&next).await;
     assert_eq!(
         page2.assert_status(200)["devices"].as_array().unwrap().iter().map(sid).collect::<Vec<_>>(),
-        [second.clone()]
+        [second.as_str()]
     );
     assert!(page2.body["meta"]["next_page_url"].is_null());
     let anns = app.get(&format!("{DEVICES}?Identity={ann}")).await;
