@@ -13,8 +13,8 @@ use std::path::{Path, PathBuf};
 
 use super::sid::SidKind;
 use super::status::{
-    AttemptResult, ChallengeStatus, CredentialType, DeliveryStatus, DeviceStyle, FactorStatus, FactorType,
-    NotificationPlatform, PushStatus, WebhookStatus,
+    AttemptResult, ChallengeStatus, CredentialType, DeliveryStatus, FactorStatus, FactorType, NotificationPlatform,
+    PushStatus, WebhookStatus,
 };
 
 /// (file under `server/src`, the offending text, why it stays).
@@ -40,7 +40,6 @@ fn banned() -> Vec<String> {
         WebhookStatus::NAMES,
         CredentialType::NAMES,
         NotificationPlatform::NAMES,
-        DeviceStyle::NAMES,
     ];
     let other_uses = NotificationPlatform::None.as_str();
     for word in words.into_iter().flatten().filter(|w| **w != other_uses) {
