@@ -133,11 +133,11 @@ pub async fn update_device_challenge(
     path: web::Path<DeviceChallengePath>,
     Form(p): Form,
 ) -> ApiResult<HttpResponse> {
+    let device = VirtualDevice::load(&state, &auth.account_sid, &path.factor_sid).await?;
     let status = match p.required("Status")?.parse() {
         Ok(status @ (ChallengeStatus::Approved | ChallengeStatus::Denied)) => status,
         _ => return Err(ApiError::invalid("Status", "must be one of: approved, denied")),
     };
-    let device = VirtualDevice::load(&state, &auth.account_sid, &path.factor_sid).await?;
     let challenge = device.answer(&state, &path.challenge_sid, status).await?;
     Ok(HttpResponse::Ok().json(render_challenge(&state, &challenge, challenge.date_updated)))
 }
