@@ -188,7 +188,7 @@ impl Store {
         account_sid: &str,
         service_sid: &str,
         identity: &str,
-        sid: &str,
+        sid: &ChallengeSid,
     ) -> Result<Option<ChallengeRow>, sqlx::Error> {
         let sql = format!(
             "SELECT {COLUMNS} FROM challenges WHERE sid = $1 AND service_sid = $2 \
@@ -196,7 +196,7 @@ impl Store {
         );
         on_pool!(self, read, |pool| {
             sqlx::query_as::<_, ChallengeRow>(&sql)
-                .bind(sid)
+                .bind(sid.as_str())
                 .bind(service_sid)
                 .bind(identity)
                 .bind(account_sid)

@@ -124,10 +124,10 @@ impl Store {
     }
 
     /// The Service `sid` if it belongs to `account_sid`.
-    pub async fn service(&self, account_sid: &str, sid: &str) -> Result<Option<ServiceRow>, sqlx::Error> {
+    pub async fn service(&self, account_sid: &str, sid: &ServiceSid) -> Result<Option<ServiceRow>, sqlx::Error> {
         let sql = format!("SELECT {COLUMNS} FROM services WHERE sid = $1 AND account_sid = $2");
         on_pool!(self, read, |pool| {
-            sqlx::query_as::<_, ServiceRow>(&sql).bind(sid).bind(account_sid).fetch_optional(pool).await
+            sqlx::query_as::<_, ServiceRow>(&sql).bind(sid.as_str()).bind(account_sid).fetch_optional(pool).await
         })
     }
 

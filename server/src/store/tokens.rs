@@ -77,10 +77,14 @@ impl Store {
         })
     }
 
-    pub async fn access_token(&self, service_id: i64, sid: &str) -> Result<Option<AccessTokenRow>, sqlx::Error> {
+    pub async fn access_token(
+        &self,
+        service_id: i64,
+        sid: &AccessTokenSid,
+    ) -> Result<Option<AccessTokenRow>, sqlx::Error> {
         let sql = format!("SELECT {COLUMNS} FROM access_tokens WHERE sid = $1 AND service_id = $2");
         on_pool!(self, read, |pool| {
-            sqlx::query_as::<_, AccessTokenRow>(&sql).bind(sid).bind(service_id).fetch_optional(pool).await
+            sqlx::query_as::<_, AccessTokenRow>(&sql).bind(sid.as_str()).bind(service_id).fetch_optional(pool).await
         })
     }
 

@@ -110,10 +110,10 @@ impl Store {
         Ok(updated.then(|| WebhookRow { settings: new, date_updated: now, ..old.clone() }))
     }
 
-    pub async fn webhook(&self, service_id: i64, sid: &str) -> Result<Option<WebhookRow>, sqlx::Error> {
+    pub async fn webhook(&self, service_id: i64, sid: &WebhookSid) -> Result<Option<WebhookRow>, sqlx::Error> {
         let sql = format!("SELECT {COLUMNS} FROM webhooks WHERE sid = $1 AND service_id = $2");
         on_pool!(self, read, |pool| {
-            sqlx::query_as::<_, WebhookRow>(&sql).bind(sid).bind(service_id).fetch_optional(pool).await
+            sqlx::query_as::<_, WebhookRow>(&sql).bind(sid.as_str()).bind(service_id).fetch_optional(pool).await
         })
     }
 
