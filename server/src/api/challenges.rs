@@ -26,9 +26,9 @@ use crate::domain::rules::{
 use crate::domain::sid::{ChallengeSid, FactorSid, ServiceSid};
 use crate::domain::status::{ChallengeStatus, FactorStatus, FactorType, PushStatus};
 use crate::error::{ApiError, ApiResult};
-use crate::store::challenges::{ChallengeFilter, ChallengeRow};
+use crate::store::challenges::{ChallengeCreated, ChallengeFilter, ChallengeRow, NewChallenge};
 use crate::store::factors::FactorRow;
-use crate::store::{is_foreign_key_violation, Page};
+use crate::store::Page;
 
 #[derive(Serialize)]
 pub struct ChallengeBody {
@@ -135,38 +135,23 @@ pub async fn create_challenge(
     };
     let mut details = Map::new();
     details.insert("message".into(), Value::String(message.to_owned()));
-    if service.push_include_date {
+    if service.settings.push_include_date {
         details.insert("date".into(), Value::String(dates::format(now)));
     }
     details.insert("fields".into(), Value::Array(fields));
-    let mut challenge = ChallengeRow {
-        id: 0,
-        sid: ChallengeSid::generate().into(),
-        entity_id: factor.entity_id,
-        factor_id: factor.id,
-        account_sid: factor.account_sid.clone(),
-        service_sid: factor.service_sid.clone(),
-        entity_sid: factor.entity_sid.clone(),
-        identity: factor.identity.clone(),
-        factor_sid: factor.sid.clone(),
-        factor_type: factor.factor_type,
-        status: ChallengeStatus::Pending,
-        responded_reason: "none".to_owned(),
+    let new = NewChallenge {
+        sid: ChallengeSid::generate(),
+        factor: &factor,
         details: Value::Object(details).to_string(),
         hidden_details,
-        metadata: None,
         expiration_date,
-        date_responded: None,
-        date_created: now,
-        date_updated: now,
+        now,
     };
     // The push is stored with the Challenge, atomically; the worker sends it after the commit.
-    let push = crate::push::challenge_push(&service, &factor, &challenge, &state.push, None, now);
-    challenge.id = match state.store.insert_challenge_with_push(&challenge, push.as_ref()).await {
-        Ok(id) => id,
-        // The Factor was deleted since it was read.
-        Err(e) if is_foreign_key_violation(&e) => return Err(factor_not_found()),
-        Err(e) => return Err(e.into()),
+    let push = crate::push::challenge_push(&service, &factor, (&new).into(), &state.push, None, now);
+    let challenge = match state.store.create_challenge(new, push.as_ref()).await? {
+        ChallengeCreated::Created(challenge) => *challenge,
+        ChallengeCreated::FactorGone => return Err(factor_not_found()),
     };
     if push.is_some_and(|p| p.status == PushStatus::Queued) {
         state.push_wake.notify_one();

@@ -25,9 +25,7 @@ use crate::domain::rules::{
 use crate::domain::sid::{CredentialSid, EntitySid, FactorSid, ServiceSid};
 use crate::domain::status::{FactorStatus, FactorType, NotificationPlatform};
 use crate::error::{ApiError, ApiResult};
-use crate::store::entities::EntityRow;
-use crate::store::factors::{FactorCreated, FactorLimits, FactorRow};
-use crate::store::is_foreign_key_violation;
+use crate::store::factors::{FactorCreated, FactorLimits, FactorRow, NewFactor};
 use crate::store::services::ServiceRow;
 use crate::webhooks;
 
@@ -137,55 +135,35 @@ pub async fn create_push_factor(
         return Err(ApiError::MissingParameter("Config.NotificationToken"));
     }
     let metadata = metadata_param(p)?;
-    let now = state.clock.now();
+    let credential_sid = CredentialSid::generate();
     let config = json!({
         "sdk_version": sdk_version,
         "app_id": app_id,
         "notification_platform": platform,
         "notification_token": token,
-        "credential_sid": CredentialSid::generate(),
+        "credential_sid": credential_sid,
     });
-    let entity = EntityRow {
-        id: 0,
-        sid: EntitySid::generate().into(),
-        service_id: service.id,
-        account_sid: service.account_sid.clone(),
-        service_sid: service.sid.clone(),
-        identity: identity.to_owned(),
-        date_created: now,
-        date_updated: now,
-    };
-    let factor = FactorRow {
-        id: 0,
-        sid: FactorSid::generate().into(),
-        entity_id: 0,
-        account_sid: service.account_sid.clone(),
-        service_sid: service.sid.clone(),
-        entity_sid: String::new(),
-        identity: identity.to_owned(),
-        friendly_name: friendly_name.to_owned(),
+    let now = state.clock.now();
+    let new = NewFactor {
+        sid: FactorSid::generate(),
+        service,
+        identity,
+        entity_sid: EntitySid::generate(),
+        friendly_name,
         factor_type: FactorType::Push,
-        status: FactorStatus::Unverified,
-        binding_alg: "ES256".to_owned(),
-        binding_public_key: public_key.to_owned(),
-        credential_sid: config["credential_sid"].as_str().unwrap_or_default().to_owned(),
+        binding_alg: "ES256",
+        binding_public_key: public_key,
+        credential_sid,
         config: config.to_string(),
         metadata,
-        date_created: now,
-        date_updated: now,
+        now,
     };
-    let event = webhooks::factor_event("factor.created", &factor, &state.webhooks, now);
     let limits = FactorLimits {
         per_type: MAX_PUSH_FACTORS_PER_ENTITY,
         per_day: (state.rate_limits == RateLimits::On).then_some(MAX_FACTORS_PER_ENTITY_PER_DAY),
     };
-    let created = match state.store.create_factor(&entity, factor, limits, &event).await {
-        Ok(created) => created,
-        // The Service was deleted meanwhile.
-        Err(e) if is_foreign_key_violation(&e) => return Err(Missing::Service(&service.sid).into()),
-        Err(e) => return Err(e.into()),
-    };
-    match created {
+    let event = |factor: &FactorRow| webhooks::factor_event("factor.created", factor, &state.webhooks, now);
+    match state.store.create_factor(&new, limits, event).await? {
         FactorCreated::Created(row) => {
             state.webhook_wake.notify_one();
             Ok(*row)
@@ -194,6 +172,7 @@ pub async fn create_push_factor(
         FactorCreated::DuplicateBinding => Err(ApiError::FactorExists),
         FactorCreated::DailyLimitReached => Err(ApiError::FactorRateLimit),
         FactorCreated::EntityRateLimited => Err(ApiError::EntityRateLimit),
+        FactorCreated::ServiceGone => Err(Missing::Service(&service.sid).into()),
     }
 }
 
