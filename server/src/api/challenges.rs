@@ -210,7 +210,7 @@ async fn challenge_for(state: &AppState, caller: &Caller, path: &EntityItemPath)
 }
 
 /// A Challenge response; pending ones carry the fields the device must sign.
-fn challenge_response(state: &AppState, challenge: &ChallengeRow, now: i64) -> HttpResponse {
+pub fn challenge_response(state: &AppState, challenge: &ChallengeRow, now: i64) -> HttpResponse {
     let body = render(state, challenge, now);
     let mut response = HttpResponse::Ok();
     if body.status == ChallengeStatus::Pending {

@@ -13,11 +13,30 @@ use crate::error::ApiError;
 #[derive(Debug, Clone, Copy)]
 pub enum Missing<'a> {
     Service(&'a str),
-    Entity { service: &'a str, identity: &'a str },
-    Factor { service: &'a str, identity: &'a str, sid: &'a str },
-    Challenge { service: &'a str, identity: &'a str, sid: &'a str },
-    Webhook { service: &'a str, sid: &'a str },
-    AccessToken { service: &'a str, sid: &'a str },
+    Entity {
+        service: &'a str,
+        identity: &'a str,
+    },
+    Factor {
+        service: &'a str,
+        identity: &'a str,
+        sid: &'a str,
+    },
+    Challenge {
+        service: &'a str,
+        identity: &'a str,
+        sid: &'a str,
+    },
+    /// A Challenge named by its SID alone (`/_emulator/Challenges/{ChallengeSid}`).
+    EmulatorChallenge(&'a str),
+    Webhook {
+        service: &'a str,
+        sid: &'a str,
+    },
+    AccessToken {
+        service: &'a str,
+        sid: &'a str,
+    },
     Credential(&'a str),
     Form(&'a str),
 }
@@ -34,6 +53,7 @@ impl Missing<'_> {
             Missing::Challenge { service, identity, sid } => {
                 format!("/v2/Services/{service}/Entities/{identity}/Challenges/{sid}")
             }
+            Missing::EmulatorChallenge(sid) => format!("/_emulator/Challenges/{sid}"),
             Missing::Webhook { service, sid } => format!("/v2/Services/{service}/Webhooks/{sid}"),
             Missing::AccessToken { service, sid } => format!("/v2/Services/{service}/AccessTokens/{sid}"),
             Missing::Credential(sid) => format!("/v1/Credentials/{sid}"),

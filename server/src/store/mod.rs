@@ -18,6 +18,7 @@ pub mod accounts;
 pub mod challenges;
 pub mod credentials;
 pub mod deliveries;
+pub mod emulator;
 pub mod entities;
 pub mod factors;
 pub mod health;
