@@ -118,12 +118,12 @@ pub async fn update_challenge(
     let raw = path.into_inner();
     let missing = Missing::EmulatorChallenge(&raw);
     let sid: ChallengeSid = path_sid(&raw, missing)?;
+    let challenge =
+        state.store.account_challenge(&auth.account_sid, &sid).await?.ok_or_else(|| ApiError::from(missing))?;
     let status = p.word::<ChallengeStatus>("Status")?.ok_or(ApiError::MissingParameter("Status"))?;
     if status != ChallengeStatus::Expired {
         return Err(ApiError::invalid("Status", format!("must be {}", ChallengeStatus::Expired)));
     }
-    let challenge =
-        state.store.account_challenge(&auth.account_sid, &sid).await?.ok_or_else(|| ApiError::from(missing))?;
     let now = state.clock.now();
     state.store.expire_challenge(&challenge, now).await?;
     // Read again: an answer may have come first.
@@ -135,8 +135,9 @@ pub async fn update_challenge(
 }
 
 /// Deletes the calling account's Services (and everything below them), Credentials, pushes and
-/// webhook deliveries; the account and its API keys stay. 204.
-pub async fn create_reset(auth: AccountAuth, state: State) -> ApiResult<HttpResponse> {
+/// webhook deliveries; the account and its API keys stay. 204. (It takes no parameters; a body
+/// is still decoded, strictly, as on every POST.)
+pub async fn create_reset(auth: AccountAuth, state: State, Form(_): Form) -> ApiResult<HttpResponse> {
     state.store.reset_account(&auth.account_sid).await?;
     tracing::info!(account = %auth.account_sid, "account reset");
     Ok(HttpResponse::NoContent().finish())
