@@ -212,6 +212,12 @@ def copy_twilio_paths(
     return out
 
 
+CLOCK_RESPONSE = {
+    "description": "The clock.",
+    "content": {"application/json": {"schema": {"$ref": "#/components/schemas/emulator.clock"}}},
+}
+
+
 def emulator_paths() -> dict[str, Any]:
     def health_response(description: str) -> dict[str, Any]:
         return {
@@ -294,6 +300,93 @@ def emulator_paths() -> dict[str, Any]:
                 "operationId": "DeleteEmulatorWebhookDelivery",
                 "responses": {"204": {"description": "Cleared."}, "default": error_response()},
             },
+        },
+        "/_emulator/Clock": {
+            "get": {
+                "tags": [EMULATOR_TAG],
+                "summary": "The server's clock (test control).",
+                "description": (
+                    "The emulated clock every instance on the database runs on. Served only with "
+                    "`--emulator-controls on` (the default); otherwise 404 like any unknown path."
+                ),
+                "operationId": "FetchEmulatorClock",
+                "responses": {"200": CLOCK_RESPONSE, "default": error_response()},
+            },
+            "post": {
+                "tags": [EMULATOR_TAG],
+                "summary": "Move, freeze or reset the server's clock (test control).",
+                "description": (
+                    "Exactly one of `Advance`, `Set` and `Reset`, and/or `Freeze` (applied after the move). "
+                    "Expiry, access tokens, device-JWT windows, the `Date` header, `date_*` fields, the sweeper "
+                    "and retry schedules follow it on every instance. A change that would put `now` before the "
+                    "newest date the database holds is refused with 400 naming the parameter."
+                ),
+                "operationId": "UpdateEmulatorClock",
+                "requestBody": {
+                    "content": {
+                        "application/x-www-form-urlencoded": {
+                            "schema": {
+                                "type": "object",
+                                "title": "UpdateEmulatorClockRequest",
+                                "properties": {
+                                    "Advance": {"type": "integer", "description": "Seconds to move forward (negative: back)."},
+                                    "Set": {"type": "string", "format": "date-time", "description": "The new `now`, ISO 8601."},
+                                    "Reset": {"type": "boolean", "description": "`true`: back to real time, not frozen."},
+                                    "Freeze": {"type": "boolean", "description": "`true` stops the clock at `now`; `false` lets it run on from there."},
+                                },
+                            }
+                        }
+                    }
+                },
+                "responses": {"200": CLOCK_RESPONSE, "default": error_response()},
+            },
+        },
+        "/_emulator/Challenges/{ChallengeSid}": {
+            "post": {
+                "tags": [EMULATOR_TAG],
+                "summary": "Expire one pending Challenge now (test control).",
+                "description": (
+                    "As if its expiration date had passed, without moving the clock; its unsent pushes expire "
+                    "with it. Answers the Challenge as FetchChallenge renders it. 403/60322 when it was approved "
+                    "or denied; 404 for an unknown Challenge or another account's."
+                ),
+                "operationId": "UpdateEmulatorChallenge",
+                "parameters": [
+                    {"name": "ChallengeSid", "in": "path", "required": True, "schema": {"type": "string"},
+                     "description": "YC…"}
+                ],
+                "requestBody": {
+                    "content": {
+                        "application/x-www-form-urlencoded": {
+                            "schema": {
+                                "type": "object",
+                                "title": "UpdateEmulatorChallengeRequest",
+                                "properties": {"Status": {"type": "string", "enum": ["expired"]}},
+                                "required": ["Status"],
+                            }
+                        }
+                    }
+                },
+                "responses": {
+                    "200": {
+                        "description": "The Challenge.",
+                        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/verify.v2.service.entity.challenge"}}},
+                    },
+                    "default": error_response(),
+                },
+            }
+        },
+        "/_emulator/Reset": {
+            "post": {
+                "tags": [EMULATOR_TAG],
+                "summary": "Delete everything of the calling account (test control).",
+                "description": (
+                    "Services and everything below them, Credentials, pushes and webhook deliveries; the account "
+                    "and its API keys stay, other accounts are untouched."
+                ),
+                "operationId": "CreateEmulatorReset",
+                "responses": {"204": {"description": "Deleted."}, "default": error_response()},
+            }
         },
         **device_paths(),
         "/healthz": {
@@ -512,7 +605,16 @@ def emulator_schemas() -> dict[str, Any]:
             "date_updated": {"type": "string", "format": "date-time"},
         },
     }
+    clock = {
+        "type": "object",
+        "properties": {
+            "now": {"type": "string", "format": "date-time"},
+            "offset_seconds": {"type": "integer", "description": "`now` minus real time."},
+            "frozen": {"type": "boolean"},
+        },
+    }
     return {
+        "emulator.clock": clock,
         "emulator.webhook_event": webhook_event,
         "emulator.webhook_delivery": delivery,
         "emulator.webhook_delivery_list": {

@@ -92,6 +92,9 @@ struct World {
     user: String,
     factor: String,
     challenge: String,
+    /// A second pending Challenge, for the test control that expires one (the answer of the
+    /// positive control needs `challenge` pending).
+    spare_challenge: String,
     access_token_sid: String,
     webhook: String,
     credential: String,
@@ -116,6 +119,7 @@ impl World {
                 "{ServiceSid}" => self.service.clone(),
                 "{Identity}" => self.user.clone(),
                 "{ChallengeSid}" if template.starts_with("/_emulator/Devices") => self.device_challenge.clone(),
+                "{ChallengeSid}" if template.starts_with("/_emulator/") => self.spare_challenge.clone(),
                 "{ChallengeSid}" => self.challenge.clone(),
                 "{FactorSid}" => self.device.clone(),
                 "{FormType}" => "form-push".to_owned(),
@@ -160,6 +164,9 @@ impl World {
             };
         }
         match (owner, item) {
+            ("Clock", false) => vec![("Advance", "60".to_owned())],
+            ("Reset", false) => Vec::new(),
+            ("Challenges", true) if template.starts_with("/_emulator/") => vec![("Status", "expired".to_owned())],
             // It names the main account's push credential: no other account may attach it.
             ("Services", false) => {
                 vec![("FriendlyName", "Matrix".to_owned()), ("Push.FcmCredentialSid", self.credential.clone())]
@@ -206,8 +213,14 @@ fn expected(case: Case, method: &str, template: &str) -> Expect {
     }
     // Routes that name none of the main account's resources: the caller's own collection.
     let own_collection =
-        !template.contains("{Sid}") && !template.contains("{ServiceSid}") && !template.contains("{FactorSid}");
+        !template.contains("{Sid}")
+            && !template.contains("{ServiceSid}")
+            && !template.contains("{FactorSid}")
+            && !template.contains("{ChallengeSid}");
     match case {
+        Case::OtherAccount | Case::OtherAccountApiKey if method == "POST" && template == "/_emulator/Clock" => {
+            Expect::Skip("the emulated clock is the server's, not an account's: any account moves it (README)")
+        }
         Case::OtherAccount | Case::OtherAccountApiKey if method == "POST" && template == "/v2/Services" => {
             Expect::Invalid
         }
@@ -215,11 +228,9 @@ fn expected(case: Case, method: &str, template: &str) -> Expect {
         Case::OtherAccount | Case::OtherAccountApiKey if method == "POST" && template == "/_emulator/Devices" => {
             Expect::Hidden
         }
-        Case::OtherAccount | Case::OtherAccountApiKey if own_collection => Expect::Own(match method {
-            "POST" => 201,
-            "DELETE" => 204,
-            _ => 200,
-        }),
+        Case::OtherAccount | Case::OtherAccountApiKey if own_collection => {
+            Expect::Own(success_status(method, template))
+        }
         Case::OtherAccount | Case::OtherAccountApiKey => Expect::Hidden,
         // A device reads its own Service (its Factors are in the main account's Service).
         Case::OtherFactorJwt | Case::OtherIdentityJwt if method == "GET" && template == "/v2/Services/{Sid}" => {
@@ -236,6 +247,8 @@ fn success_status(method: &str, template: &str) -> u16 {
     match method {
         "GET" => 200,
         "DELETE" => 204,
+        _ if template == "/_emulator/Reset" => 204,
+        _ if template == "/_emulator/Clock" => 200,
         _ if template.ends_with('}') => 200,
         _ => 201,
     }
@@ -286,8 +299,11 @@ async fn positive_control(app: &TestApp, world: &World) {
         ROUTES.iter().filter(|(m, _)| *m == "POST").partition(|(_, t)| t.ends_with("/Challenges/{Sid}"));
     order.extend(writes);
     order.extend(answer);
-    // Children before their parents.
+    // Children before their parents; the reset of everything last.
+    let (reset, writes): (Vec<&Route>, Vec<&Route>) = order.into_iter().partition(|(_, t)| *t == "/_emulator/Reset");
+    order = writes;
     order.extend(ROUTES.iter().rev().filter(|(m, _)| *m == "DELETE"));
+    order.extend(reset);
     assert_eq!(order.len(), ROUTES.len(), "every route is GET, POST or DELETE");
     for (method, template) in order {
         let body = world.body(method, template);
@@ -375,6 +391,7 @@ async fn build_world(app: &TestApp) -> World {
     let (other_identity_factor, other_identity_key) = app.verified_factor(&service, &other_user).await;
     let (other_service_factor, other_service_key) = app.verified_factor(&other_service, &user).await;
     let challenge = app.challenge(&service, &user, &factor).await["sid"].as_str().unwrap().to_owned();
+    let spare_challenge = app.challenge(&service, &user, &factor).await["sid"].as_str().unwrap().to_owned();
     let token =
         app.post(&format!("/v2/Services/{service}/AccessTokens"), &[("Identity", &user), ("FactorType", "push")]).await;
     let token = token.assert_status(201).clone();
@@ -449,6 +466,7 @@ async fn build_world(app: &TestApp) -> World {
         other_service_factor,
         other_service.clone(),
         challenge.clone(),
+        spare_challenge.clone(),
         token["sid"].as_str().unwrap().to_owned(),
         webhook.clone(),
         credential.clone(),
@@ -462,6 +480,7 @@ async fn build_world(app: &TestApp) -> World {
         user,
         factor,
         challenge,
+        spare_challenge,
         webhook,
         credential,
         device: virtual_device,

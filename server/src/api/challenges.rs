@@ -207,7 +207,7 @@ pub fn challenge_view(
 }
 
 /// A Challenge response; pending ones carry the fields the device must sign.
-fn challenge_response(state: &AppState, challenge: &ChallengeRow, now: i64) -> HttpResponse {
+pub fn challenge_response(state: &AppState, challenge: &ChallengeRow, now: i64) -> HttpResponse {
     let (body, fields) = challenge_view(state, challenge, now);
     let mut response = HttpResponse::Ok();
     if let Some(fields) = fields {

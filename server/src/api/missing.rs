@@ -27,6 +27,8 @@ pub enum Missing<'a> {
         identity: &'a str,
         sid: &'a str,
     },
+    /// A Challenge named by its SID alone (`/_emulator/Challenges/{ChallengeSid}`).
+    EmulatorChallenge(&'a str),
     Webhook {
         service: &'a str,
         sid: &'a str,
@@ -58,6 +60,7 @@ impl Missing<'_> {
             Missing::Challenge { service, identity, sid } => {
                 format!("/v2/Services/{service}/Entities/{identity}/Challenges/{sid}")
             }
+            Missing::EmulatorChallenge(sid) => format!("/_emulator/Challenges/{sid}"),
             Missing::Webhook { service, sid } => format!("/v2/Services/{service}/Webhooks/{sid}"),
             Missing::AccessToken { service, sid } => format!("/v2/Services/{service}/AccessTokens/{sid}"),
             Missing::Credential(sid) => format!("/v1/Credentials/{sid}"),

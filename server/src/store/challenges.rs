@@ -149,6 +149,15 @@ static EXPIRE: LazyLock<String> = LazyLock::new(|| {
     )
 });
 
+/// One pending Challenge expired now (a test control), as the sweeper expires an overdue one;
+/// its expiration date moves to `now` when later, so it reads as expired everywhere.
+static EXPIRE_ONE: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "UPDATE challenges SET status = {EXPIRED}, expiration_date = CASE WHEN expiration_date > ? THEN ? \
+         ELSE expiration_date END, date_updated = ? WHERE id = ? AND status = {PENDING} RETURNING id"
+    )
+});
+
 static LIST_PENDING: LazyLock<String> = LazyLock::new(|| format!(" AND status = {PENDING} AND +expiration_date > ?"));
 static LIST_EXPIRED: LazyLock<String> =
     LazyLock::new(|| format!(" AND (status = {EXPIRED} OR (status = {PENDING} AND expiration_date <= ?))"));
@@ -239,6 +248,27 @@ impl Store {
                 ],
             )
             .then_if_returned(&text, args);
+        Ok(!self.run_script(script).await?.is_empty())
+    }
+
+    /// A Challenge of `account_sid` named by its SID alone (the test controls' lookup).
+    pub async fn account_challenge(&self, account_sid: &str, sid: &str) -> Result<Option<ChallengeRow>, sqlx::Error> {
+        let sql = format!("SELECT {COLUMNS} FROM challenges WHERE sid = $1 AND account_sid = $2");
+        on_pool!(self, read, |pool| {
+            sqlx::query_as::<_, ChallengeRow>(&sql).bind(sid).bind(account_sid).fetch_optional(pool).await
+        })
+    }
+
+    /// Expires the pending Challenge `id` at `now`, as if its expiration date had passed: the
+    /// Challenge, and its pushes not yet sent (they expire with it, as they would have at its
+    /// expiration date). False when it was not pending.
+    pub async fn expire_challenge(&self, challenge: &ChallengeRow, now: i64) -> Result<bool, sqlx::Error> {
+        let script = Script::new()
+            .then(&EXPIRE_ONE, [Arg::Int(now), Arg::Int(now), Arg::Int(now), Arg::Int(challenge.id)])
+            .then_if_returned(
+                "UPDATE pushes SET expires_at = ? WHERE account_sid = ? AND challenge_sid = ? AND expires_at > ?",
+                [Arg::Int(now), Arg::text(&challenge.account_sid), Arg::text(&challenge.sid), Arg::Int(now)],
+            );
         Ok(!self.run_script(script).await?.is_empty())
     }
 

@@ -19,6 +19,7 @@ pub mod challenges;
 pub mod credentials;
 pub mod deliveries;
 pub mod devices;
+pub mod emulator;
 pub mod entities;
 pub mod factors;
 pub mod health;
