@@ -193,6 +193,11 @@ fn expected(case: Case, method: &str, template: &str) -> Expect {
         // names no account's data.
         return Expect::Own(200);
     }
+    // Valid credentials open a stream that never ends; emulator_events.rs shows that another
+    // account's stream never carries the main account's events.
+    if template == "/_emulator/Events" && matches!(case, Case::OtherAccount | Case::OtherAccountApiKey) {
+        return Expect::Skip("a stream of the caller's own events never ends (emulator_events.rs)");
+    }
     // Routes that name none of the main account's resources: the caller's own collection.
     let own_collection = !template.contains("{Sid}") && !template.contains("{ServiceSid}");
     match case {
@@ -274,6 +279,9 @@ async fn positive_control(app: &TestApp, world: &World) {
     order.extend(ROUTES.iter().rev().filter(|(m, _)| *m == "DELETE"));
     assert_eq!(order.len(), ROUTES.len(), "every route is GET, POST or DELETE");
     for (method, template) in order {
+        if *template == "/_emulator/Events" {
+            continue; // a stream that never ends: emulator_events.rs opens it with valid credentials
+        }
         let body = world.body(method, template);
         let form: Vec<(&str, &str)> = body.iter().map(|(k, v)| (*k, v.as_str())).collect();
         let creds = (*template != "/healthz").then_some(&app.account);

@@ -13,6 +13,7 @@ mod challenges;
 mod concurrency;
 mod contract;
 mod device;
+mod emulator_events;
 mod entities;
 mod factors;
 mod faults;

@@ -10,6 +10,7 @@ pub mod challenges;
 pub mod credentials;
 pub mod emulator;
 pub mod entities;
+pub mod events;
 pub mod factors;
 pub mod forms;
 pub mod health;
@@ -145,6 +146,7 @@ routes! {
         GET => emulator::list_webhook_deliveries,
         DELETE => emulator::delete_webhook_deliveries,
     },
+    "/_emulator/Events" => { GET => events::stream_events },
 }
 
 /// Refuses a path segment that holds U+0000 (`%00`) with 400 naming its parameter: PostgreSQL

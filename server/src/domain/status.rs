@@ -103,6 +103,21 @@ words! {
     }
     /// The outcome of one logged attempt of either outbox (`*_attempts.outcome`).
     AttemptResult { Sent => "sent", Retry => "retry", Failed => "failed" }
+    /// The type of a live event (`GET /_emulator/Events`, README.md "Live events").
+    EventType {
+        ChallengeCreated => "challenge.created",
+        ChallengeApproved => "challenge.approved",
+        ChallengeDenied => "challenge.denied",
+        ChallengeExpired => "challenge.expired",
+        FactorCreated => "factor.created",
+        FactorVerified => "factor.verified",
+        FactorDeleted => "factor.deleted",
+        PushRecorded => "push.recorded",
+        PushSent => "push.sent",
+        PushFailed => "push.failed",
+        WebhookDelivered => "webhook.delivered",
+        WebhookFailed => "webhook.failed",
+    }
 }
 
 impl ChallengeStatus {

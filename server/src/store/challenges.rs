@@ -4,13 +4,16 @@
 //! written that yet: reads and list filters treat it so.
 
 use super::deliveries::NewEvent;
+use super::live::LiveEvent;
 use super::script::Script;
-use super::{on_pool, Arg, Page, Sql, Store, Window};
+use super::{bind_args, on_pool, Arg, Page, Sql, Store, Window};
 use std::sync::LazyLock;
 
-use crate::domain::status::{ChallengeStatus, FactorType};
+use sqlx::Connection as _;
 
-#[derive(Debug, Clone, sqlx::FromRow)]
+use crate::domain::status::{ChallengeStatus, EventType, FactorType};
+
+#[derive(Debug, Clone, sqlx::FromRow, serde::Serialize, serde::Deserialize)]
 pub struct ChallengeRow {
     pub id: i64,
     pub sid: String,
@@ -52,7 +55,7 @@ static RESPOND: LazyLock<String> = LazyLock::new(|| {
 static EXPIRE: LazyLock<String> = LazyLock::new(|| {
     format!(
         "UPDATE challenges SET status = {EXPIRED}, date_updated = $1 WHERE status = {PENDING} AND id IN \
-         (SELECT id FROM challenges WHERE status = {PENDING} AND expiration_date <= $1 LIMIT $2)"
+         (SELECT id FROM challenges WHERE status = {PENDING} AND expiration_date <= $1 LIMIT $2) RETURNING {COLUMNS}"
     )
 });
 
@@ -104,15 +107,18 @@ impl Store {
     }
 
     /// Records a device's answer, only if the Challenge is still pending and unexpired at `now`.
-    /// False when it was not (answered or expired meanwhile).
+    /// False when it was not (answered or expired meanwhile). `answered` is the row as the
+    /// answer leaves it (its live event's resource).
     pub async fn respond_challenge(
         &self,
-        id: i64,
-        status: ChallengeStatus,
+        answered: &ChallengeRow,
         metadata: Option<&str>,
         now: i64,
         event: &NewEvent,
     ) -> Result<bool, sqlx::Error> {
+        let (id, status) = (answered.id, answered.status);
+        let kind =
+            if status == ChallengeStatus::Approved { EventType::ChallengeApproved } else { EventType::ChallengeDenied };
         let (text, args) = event.insert(self.backend());
         let script = Script::new()
             .then(
@@ -126,16 +132,28 @@ impl Store {
                     Arg::Int(now),
                 ],
             )
-            .then_if_returned(&text, args);
+            .then_if_returned(&text, args)
+            .publish_if_returned(LiveEvent::challenge(kind, answered, now));
         Ok(!self.run_script(script).await?.is_empty())
     }
 
-    /// Marks up to `batch` pending Challenges whose expiration has passed as expired. The outer
-    /// `status` test is not redundant: PostgreSQL rechecks it on a row that an answer changed
-    /// after the subquery read it, and then leaves the answer alone.
+    /// Marks up to `batch` pending Challenges whose expiration has passed as expired, each with
+    /// its `challenge.expired` live event. The outer `status` test is not redundant: PostgreSQL
+    /// rechecks it on a row that an answer changed after the subquery read it, and then leaves
+    /// the answer alone.
     pub async fn expire_challenges(&self, now: i64, batch: i64) -> Result<u64, sqlx::Error> {
+        let backend = self.backend();
         on_pool!(self, write, |pool| {
-            sqlx::query(&EXPIRE).bind(now).bind(batch).execute(pool).await.map(|r| r.rows_affected())
+            let mut tx = pool.begin().await?;
+            let expired = sqlx::query_as::<_, ChallengeRow>(&EXPIRE).bind(now).bind(batch).fetch_all(&mut *tx).await?;
+            let events: Vec<LiveEvent> =
+                expired.iter().map(|c| LiveEvent::challenge(EventType::ChallengeExpired, c, now)).collect();
+            if let Some(sql) = self.live.notify(backend, &events) {
+                bind_args!(sqlx::query(&sql.text), &sql.args).execute(&mut *tx).await?;
+            }
+            tx.commit().await?;
+            self.live.committed(backend, &events);
+            Ok(u64::try_from(expired.len()).unwrap_or(u64::MAX))
         })
     }
 }

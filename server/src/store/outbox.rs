@@ -2,6 +2,7 @@
 //! change that goes with each attempt, listing rows with their attempts, taking back claims whose
 //! lease lapsed, and clearing an account's history.
 
+use super::live::LiveEvent;
 use super::script::Script;
 use super::{on_pool, Arg, Backend, Db, Store};
 use crate::domain::status::{AttemptResult, PushStatus};
@@ -81,6 +82,8 @@ pub struct Settled {
     /// The row's new status: a [`PushStatus`] or [`DeliveryStatus`] as text.
     pub status: &'static str,
     pub next_attempt_at: i64,
+    /// The live event this attempt settles the row with (a final outcome), if any.
+    pub event: Option<LiveEvent>,
 }
 
 /// One logged attempt (decoded from the JSON array of [`Outbox::attempt_log`], field by field
@@ -117,8 +120,9 @@ impl Store {
         outcome: &AttemptOutcome,
         status: &'static str,
         next_attempt_at: i64,
+        event: Option<LiveEvent>,
     ) -> Result<(), sqlx::Error> {
-        let settled = Settled { id, attempts_before, outcome: outcome.clone(), status, next_attempt_at };
+        let settled = Settled { id, attempts_before, outcome: outcome.clone(), status, next_attempt_at, event };
         self.record_attempts(outbox, std::slice::from_ref(&settled)).await
     }
 
@@ -166,6 +170,9 @@ impl Store {
                         Arg::Int(s.attempts_before),
                     ],
                 );
+            if let Some(event) = &s.event {
+                script = script.publish(event.clone());
+            }
         }
         self.run_script(script).await.map(|_| ())
     }
@@ -280,8 +287,8 @@ mod tests {
         let id = second[0].id;
         let (sent, retry) = (outcome(112, AttemptResult::Sent), outcome(113, AttemptResult::Retry));
         let (delivered, retrying) = (DeliveryStatus::Delivered.as_str(), DeliveryStatus::Retrying.as_str());
-        store.record_attempt(Outbox::WebhookDeliveries, id, 1, &sent, delivered, 112).await.unwrap();
-        store.record_attempt(Outbox::WebhookDeliveries, id, 0, &retry, retrying, 200).await.unwrap();
+        store.record_attempt(Outbox::WebhookDeliveries, id, 1, &sent, delivered, 112, None).await.unwrap();
+        store.record_attempt(Outbox::WebhookDeliveries, id, 0, &retry, retrying, 200, None).await.unwrap();
         store.cancel_delivery(id, "webhook deleted", 114).await.unwrap();
         assert_eq!(delivery_state(&store).await, (DeliveryStatus::Delivered.to_string(), 2));
         let Db::Sqlite { read, .. } = &store.db else { unreachable!() };

@@ -2,10 +2,11 @@
 //! with a lease so that a crashed worker's pushes are taken up again, and every attempt logged.
 
 use super::challenges::ChallengeRow;
+use super::live::LiveEvent;
 use super::outbox::{Logged, Outbox};
 use super::script::Script;
 use super::{on_pool, Arg, Backend, Page, Sql, Store, Window};
-use crate::domain::status::{NotificationPlatform, PushStatus};
+use crate::domain::status::{EventType, NotificationPlatform, PushStatus};
 
 #[derive(Debug, Clone, sqlx::FromRow, serde::Serialize)]
 pub struct PushRow {
@@ -100,6 +101,33 @@ fn push_args(p: &PushRow) -> [Arg; 19] {
 }
 
 impl Store {
+    /// The push of a live event (`live::Subject::Push`), with its attempts: push `id`, or without
+    /// one the push stored with Challenge `challenge_sid`; and that Challenge's identity.
+    pub async fn push_of_event(
+        &self,
+        account_sid: &str,
+        id: Option<i64>,
+        challenge_sid: &str,
+    ) -> Result<(Option<Logged<PushRow>>, Option<String>), sqlx::Error> {
+        let attempt_log = Outbox::Pushes.attempt_log(self.backend());
+        let mut sql = Sql::new(&format!("SELECT {COLUMNS}{attempt_log} FROM pushes WHERE "));
+        sql.push("account_sid = ?", [Arg::text(account_sid)]);
+        match id {
+            Some(id) => sql.push(" AND id = ?", [Arg::Int(id)]),
+            None => sql.push(" AND challenge_sid = ? AND notification_sid IS NULL", [Arg::text(challenge_sid)]),
+        };
+        let push = on_pool!(self, read, |pool| {
+            super::bind_args!(sqlx::query_as::<_, Logged<PushRow>>(&sql.text), &sql.args).fetch_optional(pool).await
+        })?;
+        let identity = on_pool!(self, read, |pool| {
+            sqlx::query_scalar::<_, String>("SELECT identity FROM challenges WHERE sid = $1")
+                .bind(challenge_sid)
+                .fetch_optional(pool)
+                .await
+        })?;
+        Ok((push, identity))
+    }
+
     /// Stores a Challenge and, in the same transaction, the push announcing it: both or neither.
     pub async fn insert_challenge_with_push(
         &self,
@@ -132,8 +160,12 @@ impl Store {
                 Arg::Int(c.date_updated),
             ],
         );
+        script = script.publish(LiveEvent::challenge(EventType::ChallengeCreated, c, c.date_created));
         if let Some(p) = push {
             script = script.then(&insert_push_sql(), push_args(p));
+            if p.status == PushStatus::Recorded {
+                script = script.publish(LiveEvent::push(EventType::PushRecorded, p, None, c.date_created));
+            }
         }
         let ids = self.run_script(script).await?;
         ids.first().copied().ok_or(sqlx::Error::RowNotFound)
