@@ -220,3 +220,19 @@ on_both_backends!(
     bad_filters_and_bad_credentials_are_refused,
     events_arrive_in_order_per_factor,
 );
+
+/// Two servers on one PostgreSQL schema: a change made through one arrives on a stream opened on
+/// the other (NOTIFY reaches every listening instance).
+#[tokio::test]
+async fn an_event_from_one_instance_arrives_on_another() {
+    let a = crate::helpers::spawn_app(crate::helpers::Postgres).await;
+    let b = crate::helpers::spawn_app_on(crate::helpers::Postgres, &a.database_url).await;
+    let mut on_b = Events::open(&b, "?Type=challenge.created").await;
+    let service = a.service().await;
+    let user = identity();
+    let (factor, _) = a.verified_factor(&service, &user).await;
+    let challenge = a.challenge(&service, &user, &factor).await;
+    let m = on_b.expect("challenge.created").await;
+    assert_eq!(m.data["challenge_sid"], challenge["sid"]);
+    assert_eq!(m.data["resource"]["url"].as_str().unwrap().replace(&b.url, &a.url), challenge["url"].as_str().unwrap());
+}
