@@ -31,9 +31,6 @@ const KEEP_ALIVE: Duration = Duration::from_secs(15);
 /// The reconnection delay suggested to clients, milliseconds.
 const RETRY_MS: u32 = 2000;
 
-/// Type families a `Type` wildcard may name (`challenge.*`).
-const FAMILIES: [&str; 4] = ["challenge", "factor", "push", "webhook"];
-
 /// Which events a stream sends.
 #[derive(Debug)]
 struct Filter {
@@ -56,14 +53,18 @@ impl Filter {
         for word in q.all("Type").into_iter().flat_map(|v| v.split(',')).map(str::trim) {
             if word == "*" {
                 every = true;
-            } else if let Some(family) = word.strip_suffix(".*").filter(|f| FAMILIES.contains(f)) {
-                let prefix = format!("{family}.");
+            } else if let Some(family) = word.strip_suffix('*').filter(|f| f.ends_with('.')) {
+                // A family (`challenge.*`): the types of `EventType` that start with it.
+                let before = types.len();
                 types.extend(
                     EventType::NAMES
                         .iter()
-                        .filter(|n| n.starts_with(&prefix))
+                        .filter(|n| n.starts_with(family))
                         .filter_map(|n| n.parse::<EventType>().ok()),
                 );
+                if types.len() == before {
+                    return Err(ApiError::invalid("Type", format!("no event type matches {word:?}")));
+                }
             } else {
                 let kind: EventType = word.parse().map_err(|_| {
                     ApiError::invalid(
