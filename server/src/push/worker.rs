@@ -17,7 +17,7 @@ use super::{apns, fcm, http_client, PushSettings, SendOutcome};
 use crate::crypto::secretbox::SecretBox;
 use crate::store::credentials::CredentialRow;
 use crate::store::live::LiveEvent;
-use crate::store::outbox::{AttemptOutcome, Outbox};
+use crate::store::outbox::{AttemptOutcome, Outbox, Settled};
 use crate::store::pushes::PushRow;
 use crate::store::Store;
 use crate::workers::Pass;
@@ -184,7 +184,15 @@ impl Sender {
             _ => None,
         };
         let event = kind.map(|kind| LiveEvent::push(kind, &push, Some(push.id), now));
-        self.store.record_attempt(Outbox::Pushes, push.id, push.attempts, &outcome, status.as_str(), next, event).await
+        let settled = Settled {
+            id: push.id,
+            attempts_before: push.attempts,
+            outcome,
+            status: status.as_str(),
+            next_attempt_at: next,
+            event,
+        };
+        self.store.record_attempt(Outbox::Pushes, settled).await
     }
 }
 

@@ -110,19 +110,9 @@ pub struct AttemptOutcome {
 }
 
 impl Store {
-    /// Logs attempt number `attempts_before + 1` of row `id` and moves the row to `status`
-    /// (due again at `next_attempt_at`), in one transaction.
-    pub async fn record_attempt(
-        &self,
-        outbox: Outbox,
-        id: i64,
-        attempts_before: i64,
-        outcome: &AttemptOutcome,
-        status: &'static str,
-        next_attempt_at: i64,
-        event: Option<LiveEvent>,
-    ) -> Result<(), sqlx::Error> {
-        let settled = Settled { id, attempts_before, outcome: outcome.clone(), status, next_attempt_at, event };
+    /// Logs attempt number `attempts_before + 1` of row `settled.id` and moves the row to
+    /// `settled.status` (due again at `next_attempt_at`), in one transaction.
+    pub async fn record_attempt(&self, outbox: Outbox, settled: Settled) -> Result<(), sqlx::Error> {
         self.record_attempts(outbox, std::slice::from_ref(&settled)).await
     }
 
@@ -287,8 +277,16 @@ mod tests {
         let id = second[0].id;
         let (sent, retry) = (outcome(112, AttemptResult::Sent), outcome(113, AttemptResult::Retry));
         let (delivered, retrying) = (DeliveryStatus::Delivered.as_str(), DeliveryStatus::Retrying.as_str());
-        store.record_attempt(Outbox::WebhookDeliveries, id, 1, &sent, delivered, 112, None).await.unwrap();
-        store.record_attempt(Outbox::WebhookDeliveries, id, 0, &retry, retrying, 200, None).await.unwrap();
+        let settle = |attempts_before, outcome, status, next_attempt_at| Settled {
+            id,
+            attempts_before,
+            outcome,
+            status,
+            next_attempt_at,
+            event: None,
+        };
+        store.record_attempt(Outbox::WebhookDeliveries, settle(1, sent, delivered, 112)).await.unwrap();
+        store.record_attempt(Outbox::WebhookDeliveries, settle(0, retry, retrying, 200)).await.unwrap();
         store.cancel_delivery(id, "webhook deleted", 114).await.unwrap();
         assert_eq!(delivery_state(&store).await, (DeliveryStatus::Delivered.to_string(), 2));
         let Db::Sqlite { read, .. } = &store.db else { unreachable!() };
