@@ -376,6 +376,39 @@ def emulator_paths() -> dict[str, Any]:
                 },
             }
         },
+        "/_emulator/Events": {
+            "get": {
+                "tags": [EMULATOR_TAG],
+                "summary": "The account's live events, as Server-Sent Events.",
+                "description": (
+                    "A `text/event-stream` that stays open. Each message has `id:` (monotonic per instance), "
+                    "`event:` (the type) and `data:`, one JSON object: `type`, `account_sid`, `service_sid`, "
+                    "`identity`, `factor_sid`, `challenge_sid`, `date_created` and `resource` (the Challenge or "
+                    "Factor as the REST API renders it, the push or delivery as `/_emulator/pushes` and "
+                    "`/_emulator/webhook-deliveries` do). Types: `challenge.created`, `challenge.approved`, "
+                    "`challenge.denied`, `challenge.expired`, `factor.created`, `factor.verified`, `factor.deleted`, "
+                    "`push.recorded`, `push.sent`, `push.failed`, `webhook.delivered`, `webhook.failed`. The stream "
+                    "opens with a `retry:` hint, sends a `: keep-alive` comment every 15 s, and a client that falls "
+                    "1024 events behind gets `event: overflow` and the end of the stream."
+                ),
+                "operationId": "StreamEmulatorEvents",
+                "parameters": [
+                    {"name": name, "in": "query", "required": False, "schema": {"type": "string"}, "description": text}
+                    for name, text in [
+                        ("ServiceSid", "Only events of this Service."),
+                        ("Identity", "Only events of this Entity identity."),
+                        ("Type", "Event types, repeated or comma-separated; `challenge.*` names a family, `*` all."),
+                    ]
+                ],
+                "responses": {
+                    "200": {
+                        "description": "The event stream.",
+                        "content": {"text/event-stream": {"schema": {"type": "string"}}},
+                    },
+                    "default": error_response(),
+                },
+            }
+        },
         "/_emulator/Reset": {
             "post": {
                 "tags": [EMULATOR_TAG],

@@ -211,12 +211,16 @@ fn expected(case: Case, method: &str, template: &str) -> Expect {
         // names no account's data.
         return Expect::Own(200);
     }
+    // Valid credentials open a stream that never ends; emulator_events.rs shows that another
+    // account's stream never carries the main account's events.
+    if template == "/_emulator/Events" && matches!(case, Case::OtherAccount | Case::OtherAccountApiKey) {
+        return Expect::Skip("a stream of the caller's own events never ends (emulator_events.rs)");
+    }
     // Routes that name none of the main account's resources: the caller's own collection.
-    let own_collection =
-        !template.contains("{Sid}")
-            && !template.contains("{ServiceSid}")
-            && !template.contains("{FactorSid}")
-            && !template.contains("{ChallengeSid}");
+    let own_collection = !template.contains("{Sid}")
+        && !template.contains("{ServiceSid}")
+        && !template.contains("{FactorSid}")
+        && !template.contains("{ChallengeSid}");
     match case {
         Case::OtherAccount | Case::OtherAccountApiKey if method == "POST" && template == "/_emulator/Clock" => {
             Expect::Skip("the emulated clock is the server's, not an account's: any account moves it (README)")
@@ -306,6 +310,9 @@ async fn positive_control(app: &TestApp, world: &World) {
     order.extend(reset);
     assert_eq!(order.len(), ROUTES.len(), "every route is GET, POST or DELETE");
     for (method, template) in order {
+        if *template == "/_emulator/Events" {
+            continue; // a stream that never ends: emulator_events.rs opens it with valid credentials
+        }
         let body = world.body(method, template);
         let form: Vec<(&str, &str)> = body.iter().map(|(k, v)| (*k, v.as_str())).collect();
         let creds = (*template != "/healthz").then_some(&app.account);

@@ -15,6 +15,7 @@ mod contract;
 mod device;
 mod emulator_clock;
 mod emulator_devices;
+mod emulator_events;
 mod entities;
 mod factors;
 mod faults;

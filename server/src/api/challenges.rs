@@ -276,19 +276,19 @@ pub async fn update_challenge_core(
     let status = verified_answer(state, &challenge, &factor, payload, now)?;
     let kind = if status == ChallengeStatus::Approved { "challenge.approved" } else { "challenge.denied" };
     let event = crate::webhooks::challenge_event(kind, &factor, &challenge, metadata.as_deref(), &state.webhooks, now);
-    if !state.store.respond_challenge(challenge.id, status, metadata.as_deref(), now, &event).await? {
+    // The row as the conditional UPDATE leaves it (no re-read: if it matches, these are its values).
+    let mut updated = challenge;
+    updated.status = status;
+    updated.metadata = metadata.clone().or(updated.metadata);
+    updated.date_responded = Some(now);
+    updated.date_updated = now;
+    if !state.store.respond_challenge(&updated, metadata.as_deref(), now, &event).await? {
         // Answered or expired between the read and the write.
         let current = challenge_for(state, caller, path).await?;
         check_answerable(&current, now)?;
         return Err(ApiError::ChallengeResponded);
     }
     state.webhook_wake.notify_one();
-    // The row as the conditional UPDATE left it (no re-read: it matched, so these are its values).
-    let mut updated = challenge;
-    updated.status = status;
-    updated.metadata = metadata.or(updated.metadata);
-    updated.date_responded = Some(now);
-    updated.date_updated = now;
     Ok(updated)
 }
 

@@ -18,7 +18,7 @@ use crate::domain::dates;
 use crate::domain::status::{AttemptResult, DeliveryStatus, NotificationPlatform, PushStatus};
 use crate::error::ApiResult;
 use crate::push::apns_headers;
-use crate::store::deliveries::DeliveryFilter;
+use crate::store::deliveries::{DeliveryFilter, DeliveryRow};
 use crate::store::outbox::{AttemptRow, Logged, Outbox};
 use crate::store::pushes::{PushFilter, PushRow};
 
@@ -105,6 +105,11 @@ fn render(logged: &Logged<PushRow>) -> PushBody<'_> {
     }
 }
 
+/// A push with its attempts, as the inspection list renders it.
+pub(crate) fn push_json(logged: &Logged<PushRow>) -> serde_json::Value {
+    serde_json::to_value(render(logged)).unwrap_or_default()
+}
+
 pub async fn list_pushes(auth: AccountAuth, state: State, Query(q): Query) -> ApiResult<HttpResponse> {
     let mut filter = PushFilter::default();
     let mut echoed = Vec::new();
@@ -126,15 +131,7 @@ pub async fn list_pushes(auth: AccountAuth, state: State, Query(q): Query) -> Ap
     let request = PageRequest::from_query(&q, false)?;
     let page = state.store.list_pushes(&auth.account_sid, &filter, &request.window).await?;
     let url = state.urls.absolute("/_emulator/pushes");
-    Ok(list_response(
-        "pushes",
-        &url,
-        &echoed,
-        &request,
-        page,
-        |p| p.row.id,
-        |p| serde_json::to_value(render(p)).unwrap_or_default(),
-    ))
+    Ok(list_response("pushes", &url, &echoed, &request, page, |p| p.row.id, push_json))
 }
 
 pub async fn delete_pushes(auth: AccountAuth, state: State) -> ApiResult<HttpResponse> {
@@ -184,36 +181,31 @@ pub async fn list_webhook_deliveries(auth: AccountAuth, state: State, Query(q): 
     let request = PageRequest::from_query(&q, false)?;
     let page = state.store.list_deliveries(&auth.account_sid, &filter, &request.window).await?;
     let url = state.urls.absolute("/_emulator/webhook-deliveries");
-    Ok(list_response(
-        "webhook_deliveries",
-        &url,
-        &echoed,
-        &request,
-        page,
-        |d| d.row.id,
-        |Logged { row: d, attempts }| {
-            let waiting = matches!(d.status, DeliveryStatus::Pending | DeliveryStatus::Retrying);
-            serde_json::to_value(DeliveryBody {
-                uuid: &d.uuid,
-                account_sid: &d.account_sid,
-                service_sid: &d.service_sid,
-                webhook_sid: &d.webhook_sid,
-                url: &d.url,
-                version: &d.version,
-                event_type: &d.event_type,
-                factor_sid: &d.factor_sid,
-                fields: serde_json::from_str(&d.fields).unwrap_or_default(),
-                outcome: d.status,
-                attempts: attempt_bodies(attempts),
-                max_attempts: d.max_attempts,
-                next_attempt_at: waiting.then(|| dates::format(d.next_attempt_at)),
-                last_error: d.last_error.as_deref(),
-                date_created: dates::format(d.date_created),
-                date_updated: dates::format(d.date_updated),
-            })
-            .unwrap_or_default()
-        },
-    ))
+    Ok(list_response("webhook_deliveries", &url, &echoed, &request, page, |d| d.row.id, delivery_json))
+}
+
+/// A delivery with its attempts, as the inspection list renders it.
+pub(crate) fn delivery_json(Logged { row: d, attempts }: &Logged<DeliveryRow>) -> serde_json::Value {
+    let waiting = matches!(d.status, DeliveryStatus::Pending | DeliveryStatus::Retrying);
+    serde_json::to_value(DeliveryBody {
+        uuid: &d.uuid,
+        account_sid: &d.account_sid,
+        service_sid: &d.service_sid,
+        webhook_sid: &d.webhook_sid,
+        url: &d.url,
+        version: &d.version,
+        event_type: &d.event_type,
+        factor_sid: &d.factor_sid,
+        fields: serde_json::from_str(&d.fields).unwrap_or_default(),
+        outcome: d.status,
+        attempts: attempt_bodies(attempts),
+        max_attempts: d.max_attempts,
+        next_attempt_at: waiting.then(|| dates::format(d.next_attempt_at)),
+        last_error: d.last_error.as_deref(),
+        date_created: dates::format(d.date_created),
+        date_updated: dates::format(d.date_updated),
+    })
+    .unwrap_or_default()
 }
 
 pub async fn delete_webhook_deliveries(auth: AccountAuth, state: State) -> ApiResult<HttpResponse> {

@@ -30,7 +30,7 @@ use crate::store::services::ServiceRow;
 use crate::webhooks;
 
 #[derive(Serialize)]
-struct FactorBody {
+pub struct FactorBody {
     sid: String,
     account_sid: String,
     service_sid: String,
@@ -55,7 +55,7 @@ struct NewFactorBody {
     options: Value,
 }
 
-fn render(state: &AppState, f: &FactorRow) -> FactorBody {
+pub fn render(state: &AppState, f: &FactorRow) -> FactorBody {
     FactorBody {
         sid: f.sid.clone(),
         account_sid: f.account_sid.clone(),
@@ -311,7 +311,7 @@ pub async fn delete_factor(caller: Caller, state: State, path: web::Path<EntityI
 pub async fn delete_factor_core(state: &AppState, caller: &Caller, path: &EntityItemPath) -> ApiResult<()> {
     let factor = factor_for(state, caller, path).await?;
     let event = webhooks::factor_event("factor.deleted", &factor, &state.webhooks, state.clock.now());
-    state.store.delete_factor(factor.id, &event).await?;
+    state.store.delete_factor(&factor, &event).await?;
     state.webhook_wake.notify_one();
     Ok(())
 }

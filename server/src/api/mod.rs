@@ -13,6 +13,7 @@ pub mod credentials;
 pub mod devices;
 pub mod emulator;
 pub mod entities;
+pub mod events;
 pub mod factors;
 pub mod forms;
 pub mod health;
@@ -183,6 +184,7 @@ routes! {
     "/_emulator/Devices/{FactorSid}" => { GET => devices::fetch_device, DELETE => devices::delete_device },
     "/_emulator/Devices/{FactorSid}/Challenges" => { GET => devices::list_device_challenges },
     "/_emulator/Devices/{FactorSid}/Challenges/{ChallengeSid}" => { POST => devices::update_device_challenge },
+    "/_emulator/Events" => { GET => events::stream_events },
 }
 
 /// Refuses a path segment that holds U+0000 (`%00`) with 400 naming its parameter: PostgreSQL

@@ -105,6 +105,21 @@ words! {
     AttemptResult { Sent => "sent", Retry => "retry", Failed => "failed" }
     /// Which SDK a virtual device imitates on the wire (docs/protocol/device-protocol.md#form-encoding).
     DeviceStyle { Android => "android", Ios => "ios" }
+    /// The type of a live event (`GET /_emulator/Events`, README.md "Live events").
+    EventType {
+        ChallengeCreated => "challenge.created",
+        ChallengeApproved => "challenge.approved",
+        ChallengeDenied => "challenge.denied",
+        ChallengeExpired => "challenge.expired",
+        FactorCreated => "factor.created",
+        FactorVerified => "factor.verified",
+        FactorDeleted => "factor.deleted",
+        PushRecorded => "push.recorded",
+        PushSent => "push.sent",
+        PushFailed => "push.failed",
+        WebhookDelivered => "webhook.delivered",
+        WebhookFailed => "webhook.failed",
+    }
 }
 
 impl DeviceStyle {

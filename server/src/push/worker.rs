@@ -3,7 +3,7 @@
 //! reschedules transient failures with exponential backoff and jitter until `max_attempts` or
 //! the push expires. When passes run is `workers/`'s business.
 
-use crate::domain::status::{AttemptResult, NotificationPlatform, PushStatus};
+use crate::domain::status::{AttemptResult, EventType, NotificationPlatform, PushStatus};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
@@ -16,7 +16,8 @@ use super::secrets::Secret;
 use super::{apns, fcm, http_client, PushSettings, SendOutcome};
 use crate::crypto::secretbox::SecretBox;
 use crate::store::credentials::CredentialRow;
-use crate::store::outbox::{AttemptOutcome, Outbox};
+use crate::store::live::LiveEvent;
+use crate::store::outbox::{AttemptOutcome, Outbox, Settled};
 use crate::store::pushes::PushRow;
 use crate::store::Store;
 use crate::workers::Pass;
@@ -177,7 +178,21 @@ impl Sender {
         if status == PushStatus::Failed {
             tracing::warn!(push = push.id, challenge = %push.challenge_sid, platform = %push.platform, error = ?outcome.error, "push failed");
         }
-        self.store.record_attempt(Outbox::Pushes, push.id, push.attempts, &outcome, status.as_str(), next).await
+        let kind = match status {
+            PushStatus::Sent => Some(EventType::PushSent),
+            PushStatus::Failed => Some(EventType::PushFailed),
+            _ => None,
+        };
+        let event = kind.map(|kind| LiveEvent::push(kind, &push, Some(push.id), now));
+        let settled = Settled {
+            id: push.id,
+            attempts_before: push.attempts,
+            outcome,
+            status: status.as_str(),
+            next_attempt_at: next,
+            event,
+        };
+        self.store.record_attempt(Outbox::Pushes, settled).await
     }
 }
 

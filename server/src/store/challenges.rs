@@ -5,15 +5,18 @@
 
 use super::deliveries::NewEvent;
 use super::factors::FactorRow;
+use super::live::LiveEvent;
 use super::pushes::{Announcing, NewPush};
 use super::script::Script;
-use super::{insert_sql, on_pool, violation, Arg, Page, Sql, Store, Violation, Window};
+use super::{bind_args, insert_sql, on_pool, violation, Arg, Page, Sql, Store, Violation, Window};
 use std::sync::LazyLock;
 
-use crate::domain::sid::ChallengeSid;
-use crate::domain::status::{ChallengeStatus, FactorType};
+use sqlx::Connection as _;
 
-#[derive(Debug, Clone, sqlx::FromRow)]
+use crate::domain::sid::ChallengeSid;
+use crate::domain::status::{ChallengeStatus, EventType, FactorType, PushStatus};
+
+#[derive(Debug, Clone, sqlx::FromRow, serde::Serialize, serde::Deserialize)]
 pub struct ChallengeRow {
     pub id: i64,
     pub sid: String,
@@ -145,7 +148,7 @@ static RESPOND: LazyLock<String> = LazyLock::new(|| {
 static EXPIRE: LazyLock<String> = LazyLock::new(|| {
     format!(
         "UPDATE challenges SET status = {EXPIRED}, date_updated = $1 WHERE status = {PENDING} AND id IN \
-         (SELECT id FROM challenges WHERE status = {PENDING} AND expiration_date <= $1 LIMIT $2)"
+         (SELECT id FROM challenges WHERE status = {PENDING} AND expiration_date <= $1 LIMIT $2) RETURNING {COLUMNS}"
     )
 });
 
@@ -179,14 +182,28 @@ impl Store {
         new: NewChallenge<'_>,
         push: Option<&NewPush>,
     ) -> Result<ChallengeCreated, sqlx::Error> {
-        let mut script =
-            Script::new().then(&format!("{} RETURNING id", insert_sql("challenges", INSERT_COLUMNS)), new.args());
-        if let Some(push) = push {
-            let (text, args) = push.insert(new.announcing());
+        let args = new.args();
+        let push = push.map(|push| {
+            let recorded = (push.status == PushStatus::Recorded)
+                .then(|| LiveEvent::announced_push(EventType::PushRecorded, &new.announcing(), new.now));
+            (push.insert(new.announcing()), recorded)
+        });
+        let now = new.now;
+        let mut row = new.row(0);
+        let mut script = Script::new()
+            .then(&format!("{} RETURNING id", insert_sql("challenges", INSERT_COLUMNS)), args)
+            .publish(LiveEvent::challenge(EventType::ChallengeCreated, &row, now));
+        if let Some(((text, args), recorded)) = push {
             script = script.then(&text, args);
+            if let Some(event) = recorded {
+                script = script.publish(event);
+            }
         }
         match self.run_insert(script).await {
-            Ok(id) => Ok(ChallengeCreated::Created(Box::new(new.row(id)))),
+            Ok(id) => {
+                row.id = id;
+                Ok(ChallengeCreated::Created(Box::new(row)))
+            }
             Err(e) if violation(&e) == Some(Violation::ForeignKey) => Ok(ChallengeCreated::FactorGone),
             Err(e) => Err(e),
         }
@@ -225,15 +242,18 @@ impl Store {
     }
 
     /// Records a device's answer, only if the Challenge is still pending and unexpired at `now`.
-    /// False when it was not (answered or expired meanwhile).
+    /// False when it was not (answered or expired meanwhile). `answered` is the row as the
+    /// answer leaves it (its live event's resource).
     pub async fn respond_challenge(
         &self,
-        id: i64,
-        status: ChallengeStatus,
+        answered: &ChallengeRow,
         metadata: Option<&str>,
         now: i64,
         event: &NewEvent,
     ) -> Result<bool, sqlx::Error> {
+        let (id, status) = (answered.id, answered.status);
+        let kind =
+            if status == ChallengeStatus::Approved { EventType::ChallengeApproved } else { EventType::ChallengeDenied };
         let (text, args) = event.insert(self.backend());
         let script = Script::new()
             .then(
@@ -247,7 +267,8 @@ impl Store {
                     Arg::Int(now),
                 ],
             )
-            .then_if_returned(&text, args);
+            .then_if_returned(&text, args)
+            .publish_if_returned(LiveEvent::challenge(kind, answered, now));
         Ok(!self.run_script(script).await?.is_empty())
     }
 
@@ -269,15 +290,31 @@ impl Store {
                 "UPDATE pushes SET expires_at = ? WHERE account_sid = ? AND challenge_sid = ? AND expires_at > ?",
                 [Arg::Int(now), Arg::text(&challenge.account_sid), Arg::text(&challenge.sid), Arg::Int(now)],
             );
+        let mut expired = challenge.clone();
+        expired.status = ChallengeStatus::Expired;
+        expired.expiration_date = expired.expiration_date.min(now);
+        expired.date_updated = now;
+        let script = script.publish_if_returned(LiveEvent::challenge(EventType::ChallengeExpired, &expired, now));
         Ok(!self.run_script(script).await?.is_empty())
     }
 
-    /// Marks up to `batch` pending Challenges whose expiration has passed as expired. The outer
-    /// `status` test is not redundant: PostgreSQL rechecks it on a row that an answer changed
-    /// after the subquery read it, and then leaves the answer alone.
+    /// Marks up to `batch` pending Challenges whose expiration has passed as expired, each with
+    /// its `challenge.expired` live event. The outer `status` test is not redundant: PostgreSQL
+    /// rechecks it on a row that an answer changed after the subquery read it, and then leaves
+    /// the answer alone.
     pub async fn expire_challenges(&self, now: i64, batch: i64) -> Result<u64, sqlx::Error> {
+        let backend = self.backend();
         on_pool!(self, write, |pool| {
-            sqlx::query(&EXPIRE).bind(now).bind(batch).execute(pool).await.map(|r| r.rows_affected())
+            let mut tx = pool.begin().await?;
+            let expired = sqlx::query_as::<_, ChallengeRow>(&EXPIRE).bind(now).bind(batch).fetch_all(&mut *tx).await?;
+            let events: Vec<LiveEvent> =
+                expired.iter().map(|c| LiveEvent::challenge(EventType::ChallengeExpired, c, now)).collect();
+            if let Some(sql) = self.live.notify(backend, &events) {
+                bind_args!(sqlx::query(&sql.text), &sql.args).execute(&mut *tx).await?;
+            }
+            tx.commit().await?;
+            self.live.committed(backend, &events);
+            Ok(u64::try_from(expired.len()).unwrap_or(u64::MAX))
         })
     }
 }

@@ -167,6 +167,19 @@ impl Store {
         Ok(rows.into_iter().map(|t| (t.sid.clone(), t)).collect())
     }
 
+    /// The delivery of a live event (`live::Subject::Delivery`), with its attempts.
+    pub async fn delivery_of_event(
+        &self,
+        account_sid: &str,
+        id: i64,
+    ) -> Result<Option<Logged<DeliveryRow>>, sqlx::Error> {
+        let attempt_log = Outbox::WebhookDeliveries.attempt_log(self.backend());
+        let sql = format!("SELECT {COLUMNS}{attempt_log} FROM webhook_deliveries WHERE id = $1 AND account_sid = $2");
+        on_pool!(self, read, |pool| {
+            sqlx::query_as::<_, Logged<DeliveryRow>>(&sql).bind(id).bind(account_sid).fetch_optional(pool).await
+        })
+    }
+
     /// A page of an account's deliveries, each with its attempts (one statement: see [`Logged`]).
     pub async fn list_deliveries(
         &self,

@@ -6,12 +6,13 @@ use std::sync::LazyLock;
 
 use super::deliveries::NewEvent;
 use super::entities::{self, count_entity_creation_args, EntityRow, NewEntity, COUNT_ENTITY_CREATION};
+use super::live::LiveEvent;
 use super::script::Script;
 use super::services::ServiceRow;
 use super::{bind_args, insert_sql, on_pool, violation, Arg, Page, Sql, Store, Violation, Window};
 use crate::domain::rules::day_of;
 use crate::domain::sid::{CredentialSid, EntitySid, FactorSid};
-use crate::domain::status::{FactorStatus, FactorType};
+use crate::domain::status::{EventType, FactorStatus, FactorType};
 
 /// The sweeper's delete of a batch of stale unverified Factors.
 static DELETE_STALE: LazyLock<String> = LazyLock::new(|| {
@@ -22,7 +23,7 @@ static DELETE_STALE: LazyLock<String> = LazyLock::new(|| {
     )
 });
 
-#[derive(Debug, Clone, sqlx::FromRow)]
+#[derive(Debug, Clone, sqlx::FromRow, serde::Serialize, serde::Deserialize)]
 pub struct FactorRow {
     pub id: i64,
     pub sid: String,
@@ -208,7 +209,12 @@ impl Store {
             let (text, args) = event(&factor).insert(backend);
             let record = Sql::statement(&text, args);
             bind_args!(sqlx::query(&record.text), &record.args).execute(&mut *tx).await?;
+            let live = [LiveEvent::factor(EventType::FactorCreated, &factor, factor.date_created)];
+            if let Some(sql) = self.live.notify(backend, &live) {
+                bind_args!(sqlx::query(&sql.text), &sql.args).execute(&mut *tx).await?;
+            }
             tx.commit().await?;
+            self.live.committed(self.backend(), &live);
             Ok(FactorCreated::Created(Box::new(factor)))
         });
         match created {
@@ -276,16 +282,20 @@ impl Store {
             let (text, args) = event.insert(self.backend());
             script = script.then_if_returned(&text, args);
         }
+        if old.status != FactorStatus::Verified && new.status == FactorStatus::Verified {
+            script = script.publish_if_returned(LiveEvent::factor(EventType::FactorVerified, new, new.date_updated));
+        }
         Ok(!self.run_script(script).await?.is_empty())
     }
 
     /// Deletes a Factor and its Challenges, recording `event` when it existed. False when there
     /// was none.
-    pub async fn delete_factor(&self, id: i64, event: &NewEvent) -> Result<bool, sqlx::Error> {
+    pub async fn delete_factor(&self, factor: &FactorRow, event: &NewEvent) -> Result<bool, sqlx::Error> {
         let (text, args) = event.insert(self.backend());
         let script = Script::new()
-            .then("DELETE FROM factors WHERE id = ? RETURNING id", [Arg::Int(id)])
-            .then_if_returned(&text, args);
+            .then("DELETE FROM factors WHERE id = ? RETURNING id", [Arg::Int(factor.id)])
+            .then_if_returned(&text, args)
+            .publish_if_returned(LiveEvent::factor(EventType::FactorDeleted, factor, event.now));
         Ok(!self.run_script(script).await?.is_empty())
     }
 

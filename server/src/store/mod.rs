@@ -23,6 +23,7 @@ pub mod emulator;
 pub mod entities;
 pub mod factors;
 pub mod health;
+pub mod live;
 pub mod notifications;
 pub mod outbox;
 #[cfg(test)]
@@ -65,6 +66,8 @@ pub struct Store {
     pub(crate) db: Db,
     /// The outcome of recent writes, for `/healthz`.
     writes: Arc<health::WriteOutcome>,
+    /// Where committed writes' live events are published ([`live`]).
+    pub live: live::Hub,
 }
 
 /// Runs `$body` with `$pool` bound to the backend's pool: `read` or `write` (SQLite keeps them
@@ -274,9 +277,12 @@ impl Store {
                 .connect_with(options)
                 .await
                 .context("cannot connect to PostgreSQL")?;
-            Store { db: Db::Postgres(pool), writes: Arc::default() }
+            let mut hub = live::Hub::default();
+            hub.channel = live::listen(&pool, hub.clone()).await.context("cannot listen on PostgreSQL")?.into();
+            Store { db: Db::Postgres(pool), writes: Arc::default(), live: hub }
         } else if url.starts_with("sqlite:") {
-            Store { db: connect_sqlite(url, max_connections).await?, writes: Arc::default() }
+            let hub = live::Hub::default();
+            Store { db: connect_sqlite(url, max_connections, &hub).await?, writes: Arc::default(), live: hub }
         } else {
             anyhow::bail!("unsupported database URL (expected sqlite:… or postgres://…)");
         };
@@ -369,7 +375,7 @@ fn make_private(file: &Path) -> std::io::Result<()> {
 /// How often the WAL is checkpointed (see [`sqlite::checkpoint_every`]).
 const CHECKPOINT_EVERY: Duration = Duration::from_millis(50);
 
-async fn connect_sqlite(url: &str, max_connections: u32) -> anyhow::Result<Db> {
+async fn connect_sqlite(url: &str, max_connections: u32, hub: &live::Hub) -> anyhow::Result<Db> {
     let in_memory = in_memory(url);
     let options = SqliteConnectOptions::from_str(url)
         .context("invalid SQLite URL")?
@@ -381,7 +387,7 @@ async fn connect_sqlite(url: &str, max_connections: u32) -> anyhow::Result<Db> {
         let conn = Connections::open(&options, 1).await.context("cannot open the in-memory SQLite database")?;
         return Ok(Db::Sqlite {
             read: conn.clone(),
-            scripts: ScriptQueue::start(conn.clone()),
+            scripts: ScriptQueue::start(conn.clone(), hub.clone()),
             write: conn,
             checkpoints: None,
         });
@@ -406,7 +412,12 @@ async fn connect_sqlite(url: &str, max_connections: u32) -> anyhow::Result<Db> {
     sqlite::checkpoint_every(checkpoints.clone(), CHECKPOINT_EVERY);
     let readers = usize::try_from(max_connections.max(1)).unwrap_or(1);
     let read = Connections::open(&options.read_only(true), readers).await.with_context(opened)?;
-    Ok(Db::Sqlite { read, scripts: ScriptQueue::start(write.clone()), write, checkpoints: Some(checkpoints) })
+    Ok(Db::Sqlite {
+        read,
+        scripts: ScriptQueue::start(write.clone(), hub.clone()),
+        write,
+        checkpoints: Some(checkpoints),
+    })
 }
 
 /// The constraint a failed write broke, for the store's outcome enums (`EntityCreated`, …): the

@@ -2,6 +2,7 @@
 //! change that goes with each attempt, listing rows with their attempts, taking back claims whose
 //! lease lapsed, and clearing an account's history.
 
+use super::live::LiveEvent;
 use super::script::Script;
 use super::{on_pool, Arg, Backend, Db, Store};
 use crate::domain::status::{AttemptResult, PushStatus};
@@ -81,6 +82,8 @@ pub struct Settled {
     /// The row's new status: a [`PushStatus`] or [`DeliveryStatus`] as text.
     pub status: &'static str,
     pub next_attempt_at: i64,
+    /// The live event this attempt settles the row with (a final outcome), if any.
+    pub event: Option<LiveEvent>,
 }
 
 /// One logged attempt (decoded from the JSON array of [`Outbox::attempt_log`], field by field
@@ -107,18 +110,9 @@ pub struct AttemptOutcome {
 }
 
 impl Store {
-    /// Logs attempt number `attempts_before + 1` of row `id` and moves the row to `status`
-    /// (due again at `next_attempt_at`), in one transaction.
-    pub async fn record_attempt(
-        &self,
-        outbox: Outbox,
-        id: i64,
-        attempts_before: i64,
-        outcome: &AttemptOutcome,
-        status: &'static str,
-        next_attempt_at: i64,
-    ) -> Result<(), sqlx::Error> {
-        let settled = Settled { id, attempts_before, outcome: outcome.clone(), status, next_attempt_at };
+    /// Logs attempt number `attempts_before + 1` of row `settled.id` and moves the row to
+    /// `settled.status` (due again at `next_attempt_at`), in one transaction.
+    pub async fn record_attempt(&self, outbox: Outbox, settled: Settled) -> Result<(), sqlx::Error> {
         self.record_attempts(outbox, std::slice::from_ref(&settled)).await
     }
 
@@ -166,6 +160,9 @@ impl Store {
                         Arg::Int(s.attempts_before),
                     ],
                 );
+            if let Some(event) = &s.event {
+                script = script.publish(event.clone());
+            }
         }
         self.run_script(script).await.map(|_| ())
     }
@@ -280,8 +277,16 @@ mod tests {
         let id = second[0].id;
         let (sent, retry) = (outcome(112, AttemptResult::Sent), outcome(113, AttemptResult::Retry));
         let (delivered, retrying) = (DeliveryStatus::Delivered.as_str(), DeliveryStatus::Retrying.as_str());
-        store.record_attempt(Outbox::WebhookDeliveries, id, 1, &sent, delivered, 112).await.unwrap();
-        store.record_attempt(Outbox::WebhookDeliveries, id, 0, &retry, retrying, 200).await.unwrap();
+        let settle = |attempts_before, outcome, status, next_attempt_at| Settled {
+            id,
+            attempts_before,
+            outcome,
+            status,
+            next_attempt_at,
+            event: None,
+        };
+        store.record_attempt(Outbox::WebhookDeliveries, settle(1, sent, delivered, 112)).await.unwrap();
+        store.record_attempt(Outbox::WebhookDeliveries, settle(0, retry, retrying, 200)).await.unwrap();
         store.cancel_delivery(id, "webhook deleted", 114).await.unwrap();
         assert_eq!(delivery_state(&store).await, (DeliveryStatus::Delivered.to_string(), 2));
         let Db::Sqlite { read, .. } = &store.db else { unreachable!() };

@@ -112,6 +112,33 @@ impl NewPush {
 }
 
 impl Store {
+    /// The push of a live event (`live::Subject::Push`), with its attempts: push `id`, or without
+    /// one the push stored with Challenge `challenge_sid`; and that Challenge's identity.
+    pub async fn push_of_event(
+        &self,
+        account_sid: &str,
+        id: Option<i64>,
+        challenge_sid: &str,
+    ) -> Result<(Option<Logged<PushRow>>, Option<String>), sqlx::Error> {
+        let attempt_log = Outbox::Pushes.attempt_log(self.backend());
+        let mut sql = Sql::new(&format!("SELECT {COLUMNS}{attempt_log} FROM pushes WHERE "));
+        sql.push("account_sid = ?", [Arg::text(account_sid)]);
+        match id {
+            Some(id) => sql.push(" AND id = ?", [Arg::Int(id)]),
+            None => sql.push(" AND challenge_sid = ? AND notification_sid IS NULL", [Arg::text(challenge_sid)]),
+        };
+        let push = on_pool!(self, read, |pool| {
+            super::bind_args!(sqlx::query_as::<_, Logged<PushRow>>(&sql.text), &sql.args).fetch_optional(pool).await
+        })?;
+        let identity = on_pool!(self, read, |pool| {
+            sqlx::query_scalar::<_, String>("SELECT identity FROM challenges WHERE sid = $1")
+                .bind(challenge_sid)
+                .fetch_optional(pool)
+                .await
+        })?;
+        Ok((push, identity))
+    }
+
     /// Claims up to `limit` pushes that are due for sending, leasing them until `lease_until`
     /// (a lapsed lease is taken back by [`Store::reclaim_lapsed`], which logs its attempt).
     pub async fn claim_pushes(&self, now: i64, lease_until: i64, limit: i64) -> Result<Vec<PushRow>, sqlx::Error> {

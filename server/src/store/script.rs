@@ -20,13 +20,18 @@ use std::sync::Arc;
 
 use tokio::sync::{mpsc, oneshot};
 
+use super::live::{Hub, LiveEvent};
 use super::sqlite::Connections;
-use super::{bind_args, Arg, Db, Sql, Store};
+use super::{bind_args, Arg, Backend, Db, Sql, Store};
 
 /// Statements that commit together, or not at all.
 #[derive(Debug, Default)]
 pub(crate) struct Script {
     statements: Vec<Statement>,
+    /// Live events published when the script commits (`live.rs`).
+    events: Vec<LiveEvent>,
+    /// Publish them only if a statement returned a row (the conditional change happened).
+    events_if_returned: bool,
 }
 
 #[derive(Debug)]
@@ -63,6 +68,28 @@ impl Script {
         debug_assert!(!self.statements.is_empty(), "a guarded statement follows another");
         self.statements.push(Statement { text: text.to_owned(), args: args.into_iter().collect(), guarded: true });
         self
+    }
+
+    /// Publishes `event` when the script commits.
+    pub fn publish(mut self, event: LiveEvent) -> Script {
+        self.events.push(event);
+        self
+    }
+
+    /// Publishes `event` when the script commits having returned a row (its conditional change
+    /// happened).
+    pub fn publish_if_returned(mut self, event: LiveEvent) -> Script {
+        self.events_if_returned = true;
+        self.publish(event)
+    }
+
+    /// The events to publish after a commit that returned `rows`.
+    fn events_after(&self, rows: &[i64]) -> &[LiveEvent] {
+        if self.events_if_returned && rows.is_empty() {
+            &[]
+        } else {
+            &self.events
+        }
     }
 
     /// The whole script as one SQLite query, its placeholders numbered across the statements.
@@ -110,9 +137,10 @@ impl std::fmt::Debug for ScriptQueue {
 
 impl ScriptQueue {
     /// Starts the task that runs queued scripts on `write`; it ends when every sender is gone.
-    pub fn start(write: Arc<Connections>) -> ScriptQueue {
+    /// Committed scripts' events go to `hub`, in commit order.
+    pub fn start(write: Arc<Connections>, hub: Hub) -> ScriptQueue {
         let (sender, queue) = mpsc::unbounded_channel();
-        tokio::spawn(group_commit(write, queue));
+        tokio::spawn(group_commit(write, queue, hub));
         ScriptQueue(sender)
     }
 
@@ -123,7 +151,7 @@ impl ScriptQueue {
     }
 }
 
-async fn group_commit(write: Arc<Connections>, mut queue: mpsc::UnboundedReceiver<Job>) {
+async fn group_commit(write: Arc<Connections>, mut queue: mpsc::UnboundedReceiver<Job>, hub: Hub) {
     while let Some(first) = queue.recv().await {
         let mut args = first.script.arg_count();
         let mut jobs = vec![first];
@@ -136,7 +164,7 @@ async fn group_commit(write: Arc<Connections>, mut queue: mpsc::UnboundedReceive
                 Err(_) => break,
             }
         }
-        let mut results = run_group(&write, &jobs).await.into_iter();
+        let mut results = run_group(&write, &jobs, &hub).await.into_iter();
         for job in jobs {
             let result = results.next().unwrap_or(Err(sqlx::Error::WorkerCrashed));
             let _ = job.reply.send(result);
@@ -145,7 +173,8 @@ async fn group_commit(write: Arc<Connections>, mut queue: mpsc::UnboundedReceive
 }
 
 /// Runs `jobs` as one transaction (alone, each, if that fails): one result per job, in order.
-async fn run_group(write: &Arc<Connections>, jobs: &[Job]) -> Vec<Result<Vec<i64>, sqlx::Error>> {
+/// The events of those that committed are published before the writer is released.
+async fn run_group(write: &Arc<Connections>, jobs: &[Job], hub: &Hub) -> Vec<Result<Vec<i64>, sqlx::Error>> {
     let mut lease = match write.acquire().await {
         Ok(lease) => lease,
         // Every waiting script gets the writer's own error (a timeout or a closed store is
@@ -163,9 +192,21 @@ async fn run_group(write: &Arc<Connections>, jobs: &[Job]) -> Vec<Result<Vec<i64
                 .collect();
         }
     };
-    if let [job] = jobs {
-        return vec![run_alone(&mut lease, &job.script).await];
+    let results = if let [job] = jobs {
+        vec![run_alone(&mut lease, &job.script).await]
+    } else {
+        run_together(&mut lease, jobs).await
+    };
+    for (job, result) in jobs.iter().zip(&results) {
+        if let Ok(rows) = result {
+            hub.committed(Backend::Sqlite, job.script.events_after(rows));
+        }
     }
+    results
+}
+
+/// Runs several jobs as one transaction, or each alone if that fails.
+async fn run_together(lease: &mut sqlx::SqliteConnection, jobs: &[Job]) -> Vec<Result<Vec<i64>, sqlx::Error>> {
     // One query; a `SELECT NULL` after each script marks where its rows end (ids are never NULL).
     let mut sql = Sql::new("BEGIN; ");
     for job in jobs {
@@ -191,10 +232,10 @@ async fn run_group(write: &Arc<Connections>, jobs: &[Job]) -> Vec<Result<Vec<i64
             results
         }
         Err(_) => {
-            rollback(&mut lease).await;
+            rollback(lease).await;
             let mut results = Vec::with_capacity(jobs.len());
             for job in jobs {
-                results.push(run_alone(&mut lease, &job.script).await);
+                results.push(run_alone(lease, &job.script).await);
             }
             results
         }
@@ -230,7 +271,7 @@ impl Store {
         match &self.db {
             Db::Sqlite { scripts, .. } => self.recorded_write(scripts.run(script)).await,
             // One statement is atomic alone: no BEGIN and COMMIT trips.
-            Db::Postgres(pool) if script.statements.len() == 1 => {
+            Db::Postgres(pool) if script.statements.len() == 1 && script.events.is_empty() => {
                 let sql = script.statements[0].sql();
                 self.recorded_write(bind_args!(sqlx::query_scalar::<_, i64>(&sql.text), &sql.args).fetch_all(pool))
                     .await
@@ -249,6 +290,10 @@ impl Store {
                             bind_args!(sqlx::query_scalar::<_, i64>(&sql.text), &sql.args).fetch_all(&mut *tx).await?;
                         previous_returned = !rows.is_empty();
                         returned.extend(rows);
+                    }
+                    // The events, notified at commit (one statement more in the transaction).
+                    if let Some(sql) = self.live.notify(Backend::Postgres, script.events_after(&returned)) {
+                        bind_args!(sqlx::query(&sql.text), &sql.args).execute(&mut *tx).await?;
                     }
                     tx.commit().await?;
                     Ok(returned)

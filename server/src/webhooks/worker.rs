@@ -4,7 +4,7 @@
 //! Redirects are not followed; response bodies are read up to a small cap; at most
 //! `concurrency` deliveries are in flight.
 
-use crate::domain::status::{AttemptResult, DeliveryStatus, WebhookStatus};
+use crate::domain::status::{AttemptResult, DeliveryStatus, EventType, WebhookStatus};
 use std::collections::HashMap;
 use std::time::Instant;
 
@@ -13,6 +13,7 @@ use serde_json::{Map, Value};
 
 use super::{signature, WebhookSettings, V2_ONLY};
 use crate::store::deliveries::{DeliveryRow, WebhookTarget};
+use crate::store::live::LiveEvent;
 use crate::store::outbox::{AttemptOutcome, Outbox, Settled};
 use crate::store::Store;
 use crate::workers::Pass;
@@ -155,12 +156,18 @@ impl Deliverer {
             if status == DeliveryStatus::Failed {
                 tracing::warn!(delivery = %d.uuid, webhook = %d.webhook_sid, event = %d.event_type, error = ?outcome.error, "webhook delivery gave up");
             }
+            let kind = match status {
+                DeliveryStatus::Delivered => Some(EventType::WebhookDelivered),
+                DeliveryStatus::Failed => Some(EventType::WebhookFailed),
+                _ => None,
+            };
             settled.push(Settled {
                 id: d.id,
                 attempts_before: d.attempts,
                 outcome,
                 status: status.as_str(),
                 next_attempt_at,
+                event: kind.map(|kind| LiveEvent::delivery(kind, d, now)),
             });
         }
         self.store.record_attempts(Outbox::WebhookDeliveries, &settled).await

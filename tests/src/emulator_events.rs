@@ -1,0 +1,238 @@
+//! `GET /_emulator/Events`: live events as Server-Sent Events (README.md, "Live events").
+
+use std::time::Duration;
+
+use futures_util::future::join_all;
+use serde_json::Value;
+use verify_push_client::{jwt, Style};
+
+use crate::helpers::{identity, on_both_backends, Creds, TestApp};
+
+/// How long a test waits for an event that must come.
+const DEADLINE: Duration = Duration::from_secs(10);
+
+/// One SSE message.
+#[derive(Debug)]
+struct Message {
+    id: Option<u64>,
+    event: String,
+    data: Value,
+}
+
+/// An open event stream.
+struct Events {
+    response: reqwest::Response,
+    buffer: String,
+}
+
+impl Events {
+    async fn open(app: &TestApp, query: &str) -> Events {
+        let response = reqwest::Client::new()
+            .get(format!("{}/_emulator/Events{query}", app.url))
+            .basic_auth(&app.account.user, Some(&app.account.password))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200);
+        assert_eq!(response.headers()["Content-Type"], "text/event-stream");
+        Events { response, buffer: String::new() }
+    }
+
+    /// The next message (comments skipped), or `None` when the stream ends.
+    async fn next(&mut self) -> Option<Message> {
+        loop {
+            while let Some(end) = self.buffer.find("\n\n") {
+                let block: String = self.buffer.drain(..end + 2).collect();
+                let (mut id, mut event, mut data) = (None, String::new(), None);
+                for line in block.lines() {
+                    if let Some(v) = line.strip_prefix("id: ") {
+                        id = v.parse().ok();
+                    } else if let Some(v) = line.strip_prefix("event: ") {
+                        event = v.to_owned();
+                    } else if let Some(v) = line.strip_prefix("data: ") {
+                        data = Some(serde_json::from_str(v).unwrap());
+                    }
+                }
+                if let Some(data) = data {
+                    return Some(Message { id, event, data });
+                }
+            }
+            let chunk =
+                tokio::time::timeout(DEADLINE, self.response.chunk()).await.expect("an event in time").unwrap()?;
+            self.buffer.push_str(std::str::from_utf8(&chunk).unwrap());
+        }
+    }
+
+    async fn expect(&mut self, event: &str) -> Message {
+        let m = self.next().await.expect("the stream is open");
+        assert_eq!(m.event, event, "{m:?}");
+        assert_eq!(m.data["type"], event);
+        m
+    }
+}
+
+/// Approves or denies a pending Challenge as its device.
+async fn answer(app: &TestApp, key: &p256::ecdsa::SigningKey, challenge: &Value, status: &str) -> Value {
+    let path = format!(
+        "/v2/Services/{}/Entities/{}/Challenges/{}",
+        challenge["service_sid"].as_str().unwrap(),
+        challenge["identity"].as_str().unwrap(),
+        challenge["sid"].as_str().unwrap()
+    );
+    let fetched = app.get(&path).await;
+    let fields: Vec<String> =
+        fetched.headers["Twilio-Verify-Signature-Fields"].to_str().unwrap().split(',').map(str::to_owned).collect();
+    let json = fetched.assert_status(200).as_object().unwrap().clone();
+    let token = jwt::challenge_answer(key, Style::Android, &fields, &json, status).unwrap();
+    app.post(&path, &[("AuthPayload", &token)]).await.assert_status(200).clone()
+}
+
+async fn each_event_arrives_with_its_sids_and_resource(app: TestApp) {
+    let mut events = Events::open(&app, "").await;
+    let service = app.service().await;
+    let user = identity();
+    let (factor, key) = app.verified_factor(&service, &user).await;
+    let created = events.expect("factor.created").await;
+    assert_eq!(created.data["resource"]["status"], "unverified");
+    assert_eq!(created.data["factor_sid"], factor.as_str());
+    assert_eq!(created.data["identity"], user.as_str());
+    assert_eq!(created.data["account_sid"], app.account.user.as_str());
+    assert_eq!(created.data["service_sid"], service.as_str());
+    let verified = events.expect("factor.verified").await;
+    assert_eq!(verified.data["resource"]["status"], "verified");
+    assert!(verified.id > created.id, "ids grow");
+
+    let challenge = app.challenge(&service, &user, &factor).await;
+    let m = events.expect("challenge.created").await;
+    assert_eq!(m.data["resource"], challenge, "rendered as the REST API renders it");
+    assert_eq!(m.data["challenge_sid"], challenge["sid"]);
+    // No credential: the push is recorded with the Challenge.
+    let recorded = events.expect("push.recorded").await;
+    assert_eq!(recorded.data["resource"]["challenge_sid"], challenge["sid"]);
+    assert_eq!(recorded.data["resource"]["status"], "recorded");
+    assert_eq!(recorded.data["identity"], user.as_str());
+
+    let approved = answer(&app, &key, &challenge, "approved").await;
+    let m = events.expect("challenge.approved").await;
+    assert_eq!(m.data["resource"], approved);
+
+    let second = app.challenge(&service, &user, &factor).await;
+    events.expect("challenge.created").await;
+    events.expect("push.recorded").await;
+    app.clock.advance(3600);
+    app.sweep_and_drain().await;
+    let m = events.expect("challenge.expired").await;
+    assert_eq!(m.data["challenge_sid"], second["sid"]);
+    assert_eq!(m.data["resource"]["status"], "expired");
+
+    app.delete(&format!("/v2/Services/{service}/Entities/{user}/Factors/{factor}")).await.assert_status(204);
+    let m = events.expect("factor.deleted").await;
+    assert_eq!(m.data["resource"]["sid"], factor.as_str());
+}
+
+async fn filters_pick_the_events_and_other_accounts_never_show(app: TestApp) {
+    let (service, other_service) = (app.service().await, app.service().await);
+    let (user, other_user) = (identity(), identity());
+    let mut by_type = Events::open(&app, "?Type=challenge.*").await;
+    let mut by_service =
+        Events::open(&app, &format!("?ServiceSid={service}&Type=factor.created,factor.verified")).await;
+    let mut by_identity = Events::open(&app, &format!("?Identity={other_user}&Type=factor.created")).await;
+    // Another account's stream sees nothing of this account's: its first event is its own.
+    let other = app.other_account.clone();
+    let other_service_of_other = {
+        let reply =
+            app.send(reqwest::Method::POST, "/v2/Services", Some(&other), &[("FriendlyName", "x")], &[], None).await;
+        reply.assert_status(201)["sid"].as_str().unwrap().to_owned()
+    };
+    let mut others = {
+        let response = reqwest::Client::new()
+            .get(format!("{}/_emulator/Events", app.url))
+            .basic_auth(&other.user, Some(&other.password))
+            .send()
+            .await
+            .unwrap();
+        Events { response, buffer: String::new() }
+    };
+
+    let (other_factor, _) = app.verified_factor(&other_service, &other_user).await;
+    let (factor, _) = app.verified_factor(&service, &user).await;
+    let challenge = app.challenge(&service, &user, &factor).await;
+
+    let m = by_type.expect("challenge.created").await;
+    assert_eq!(m.data["challenge_sid"], challenge["sid"], "the factor events were filtered out");
+    let m = by_service.expect("factor.created").await;
+    assert_eq!(m.data["factor_sid"], factor.as_str(), "the other Service's factor was filtered out");
+    by_service.expect("factor.verified").await;
+    let m = by_identity.expect("factor.created").await;
+    assert_eq!(m.data["factor_sid"], other_factor.as_str());
+
+    // The other account's own change is the first event its stream gets.
+    let url = format!("/v2/Services/{other_service_of_other}/Entities/{}/Factors", identity());
+    let key = crate::helpers::device_key();
+    let public = crate::helpers::spki_base64(&key);
+    let token = "t".repeat(40);
+    let form = crate::helpers::factor_form(&public, "fcm", &token);
+    app.send(reqwest::Method::POST, &url, Some(&other), &form, &[], None).await.assert_status(201);
+    let m = others.expect("factor.created").await;
+    assert_eq!(m.data["account_sid"], other.user.as_str());
+}
+
+async fn bad_filters_and_bad_credentials_are_refused(app: TestApp) {
+    let reply = app.get("/_emulator/Events?Type=challenge.exploded").await;
+    assert!(reply.assert_error(400, 60200).contains("Type"));
+    let reply = app.get("/_emulator/Events?Type=nothing.*").await;
+    assert!(reply.assert_error(400, 60200).contains("Type"));
+    let reply = app.get("/_emulator/Events?ServiceSid=VAnope").await;
+    assert!(reply.assert_error(400, 60200).contains("ServiceSid"));
+    let wrong = Creds { user: app.account.user.clone(), password: "wrong".repeat(4) };
+    let reply = app.send(reqwest::Method::GET, "/_emulator/Events", Some(&wrong), &[], &[], None).await;
+    reply.assert_error(401, 20003);
+    let reply = app.send(reqwest::Method::GET, "/_emulator/Events", None, &[], &[], None).await;
+    reply.assert_error(401, 20003);
+}
+
+/// Many factors at once, each created → verified → challenged → approved: every factor's events
+/// arrive in that order.
+async fn events_arrive_in_order_per_factor(app: TestApp) {
+    let service = app.service().await;
+    let mut events = Events::open(&app, "?Type=factor.*,challenge.created,challenge.approved").await;
+    let flows = (0..8).map(|_| async {
+        let user = identity();
+        let (factor, key) = app.verified_factor(&service, &user).await;
+        let challenge = app.challenge(&service, &user, &factor).await;
+        answer(&app, &key, &challenge, "approved").await;
+        factor
+    });
+    let factors = join_all(flows).await;
+    let mut seen: std::collections::HashMap<String, Vec<String>> = Default::default();
+    for _ in 0..factors.len() * 4 {
+        let m = events.next().await.unwrap();
+        seen.entry(m.data["factor_sid"].as_str().unwrap().to_owned()).or_default().push(m.event);
+    }
+    for factor in &factors {
+        assert_eq!(seen[factor], ["factor.created", "factor.verified", "challenge.created", "challenge.approved"]);
+    }
+}
+
+on_both_backends!(
+    each_event_arrives_with_its_sids_and_resource,
+    filters_pick_the_events_and_other_accounts_never_show,
+    bad_filters_and_bad_credentials_are_refused,
+    events_arrive_in_order_per_factor,
+);
+
+/// Two servers on one PostgreSQL schema: a change made through one arrives on a stream opened on
+/// the other (NOTIFY reaches every listening instance).
+#[tokio::test]
+async fn an_event_from_one_instance_arrives_on_another() {
+    let a = crate::helpers::spawn_app(crate::helpers::Postgres).await;
+    let b = crate::helpers::spawn_app_on(crate::helpers::Postgres, &a.database_url).await;
+    let mut on_b = Events::open(&b, "?Type=challenge.created").await;
+    let service = a.service().await;
+    let user = identity();
+    let (factor, _) = a.verified_factor(&service, &user).await;
+    let challenge = a.challenge(&service, &user, &factor).await;
+    let m = on_b.expect("challenge.created").await;
+    assert_eq!(m.data["challenge_sid"], challenge["sid"]);
+    assert_eq!(m.data["resource"]["url"].as_str().unwrap().replace(&b.url, &a.url), challenge["url"].as_str().unwrap());
+}
