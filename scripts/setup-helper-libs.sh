@@ -2,8 +2,9 @@
 # Installs the official Twilio helper libraries that the e2e flow scripts drive:
 #   tests/helper-libs/python/.venv      twilio (PyPI), pinned in requirements.txt
 #   tests/helper-libs/node/node_modules twilio (npm), pinned by package-lock.json
+#   examples/node/node_modules          the same, for the node:test example (examples/)
 #   and, in the same venv, the tools the test command uses on openapi.yaml (PyYAML,
-#   openapi-spec-validator).
+#   openapi-spec-validator), and pytest for examples/python.
 # Idempotent and fast when already done: the venv is only (re)installed when
 # requirements.txt changed, node_modules only when it is missing or older than
 # package-lock.json.
@@ -45,19 +46,22 @@ fi
 # ---- node -------------------------------------------------------------------
 command -v node >/dev/null || die "node not found (needed for twilio-node)"
 command -v npm >/dev/null || die "npm not found (needed for twilio-node)"
-[[ -f "$NODE_DIR/package-lock.json" ]] || die "missing $NODE_DIR/package-lock.json"
 
 # npm writes node_modules/.package-lock.json on every install: it marks when node_modules was laid.
-marker="$NODE_DIR/node_modules/.package-lock.json"
-if [[ -f "$marker" && ! "$NODE_DIR/package-lock.json" -nt "$marker" ]]; then
-  log "node: node_modules up to date ($(cd "$NODE_DIR" && node -p 'require("twilio/package.json").version' 2>/dev/null || echo '?'))"
-else
-  log "node: running npm ci in $NODE_DIR"
-  (cd "$NODE_DIR" && npm ci --no-audit --no-fund) || die "npm ci failed in $NODE_DIR"
+npm_ci() {
+  local dir="$1" marker="$1/node_modules/.package-lock.json" have
+  [[ -f "$dir/package-lock.json" ]] || die "missing $dir/package-lock.json"
+  if [[ -f "$marker" && ! "$dir/package-lock.json" -nt "$marker" ]]; then
+    log "node: $dir up to date ($(cd "$dir" && node -p 'require("twilio/package.json").version' 2>/dev/null || echo '?'))"
+    return
+  fi
+  log "node: running npm ci in $dir"
+  (cd "$dir" && npm ci --no-audit --no-fund) || die "npm ci failed in $dir"
   touch "$marker"
-  have_node="$(cd "$NODE_DIR" && node -p 'require("twilio/package.json").version')" \
-    || die "node: twilio does not load after npm ci"
-  log "node: twilio $have_node installed"
-fi
+  have="$(cd "$dir" && node -p 'require("twilio/package.json").version')" || die "node: twilio does not load after npm ci in $dir"
+  log "node: twilio $have installed in $dir"
+}
+npm_ci "$NODE_DIR"
+npm_ci "$ROOT/examples/node"
 
 log "done"
