@@ -4,7 +4,7 @@
 # the local PostgreSQL when it is installed but stopped. Both database backends run in one pass.
 #
 #   scripts/test.sh            everything: formatting, doc citations, lints, contract, a benchmark
-#                              smoke run, unit and e2e tests
+#                              smoke run, unit and e2e tests, the examples of examples/
 #   VERIFY_PUSH_TEST_POSTGRES=postgres://user@host:5432/db scripts/test.sh
 #                              use another PostgreSQL (each test makes a schema of its own)
 set -euo pipefail
@@ -85,3 +85,7 @@ else
   echo "(cargo-nextest not installed; using cargo test)"
   cargo test --workspace --locked --no-fail-fast
 fi
+
+step "Examples (examples/: pytest and node:test through the test controls, SQLite and PostgreSQL)"
+cargo build --locked -p verify-push-server
+scripts/run-examples.sh target/debug/verify-push-server
