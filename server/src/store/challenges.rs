@@ -4,7 +4,7 @@
 //! written that yet: reads and list filters treat it so.
 
 use super::deliveries::NewEvent;
-use super::live::LiveEvent;
+use super::live::{LiveEvent, Subject};
 use super::script::Script;
 use super::{bind_args, on_pool, Arg, Page, Sql, Store, Window};
 use std::sync::LazyLock;
@@ -73,6 +73,16 @@ pub struct ChallengeFilter {
     pub status: Option<ChallengeStatus>,
 }
 
+/// A live event about Challenge `c` as it is now.
+pub fn live_event(kind: EventType, c: &ChallengeRow, at: i64) -> LiveEvent {
+    let row = serde_json::to_value(c).unwrap_or_default();
+    let mut e = LiveEvent::new(kind, &c.account_sid, &c.service_sid, at, Subject::Challenge(row));
+    e.identity = Some(c.identity.clone());
+    e.factor_sid = Some(c.factor_sid.clone());
+    e.challenge_sid = Some(c.sid.clone());
+    e
+}
+
 impl Store {
     pub async fn challenge(
         &self,
@@ -133,7 +143,7 @@ impl Store {
                 ],
             )
             .then_if_returned(&text, args)
-            .publish_if_returned(LiveEvent::challenge(kind, answered, now));
+            .publish_if_returned(live_event(kind, answered, now));
         Ok(!self.run_script(script).await?.is_empty())
     }
 
@@ -147,7 +157,7 @@ impl Store {
             let mut tx = pool.begin().await?;
             let expired = sqlx::query_as::<_, ChallengeRow>(&EXPIRE).bind(now).bind(batch).fetch_all(&mut *tx).await?;
             let events: Vec<LiveEvent> =
-                expired.iter().map(|c| LiveEvent::challenge(EventType::ChallengeExpired, c, now)).collect();
+                expired.iter().map(|c| live_event(EventType::ChallengeExpired, c, now)).collect();
             if let Some(sql) = self.live.notify(backend, &events) {
                 bind_args!(sqlx::query(&sql.text), &sql.args).execute(&mut *tx).await?;
             }

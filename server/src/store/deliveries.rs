@@ -127,6 +127,14 @@ impl NewEvent {
     }
 }
 
+/// A live event about delivery `d`.
+pub fn live_event(kind: crate::domain::status::EventType, d: &DeliveryRow, at: i64) -> super::live::LiveEvent {
+    let subject = super::live::Subject::Delivery { id: d.id };
+    let mut e = super::live::LiveEvent::new(kind, &d.account_sid, &d.service_sid, at, subject);
+    e.factor_sid = Some(d.factor_sid.clone());
+    e
+}
+
 /// Inside an open transaction `$tx`: records `$event` (a `&NewEvent`) on `$backend`.
 macro_rules! record_event {
     ($tx:expr, $event:expr, $backend:expr) => {{

@@ -4,7 +4,7 @@ use sqlx::{Connection as _, FromRow as _, Row as _};
 
 use super::deliveries::{record_event, NewEvent};
 use super::entities::{count_entity_creation_args, EntityRow, COUNT_ENTITY_CREATION};
-use super::live::LiveEvent;
+use super::live::{LiveEvent, Subject};
 use super::script::Script;
 use super::{bind_args, is_check_violation, on_pool, Arg, Page, Sql, Store, Window};
 use crate::domain::rules::day_of;
@@ -84,6 +84,15 @@ const UPSERT_ENTITY: &str = "INSERT INTO entities (sid, service_id, account_sid,
     WHEN entities.factor_day = excluded.factor_day THEN entities.factors_that_day + 1 ELSE 1 END, \
     factor_day = excluded.factor_day \
     RETURNING id, sid, service_id, account_sid, service_sid, identity, date_created, date_updated, factors_that_day";
+
+/// A live event about Factor `f` as it is now.
+pub fn live_event(kind: EventType, f: &FactorRow, at: i64) -> LiveEvent {
+    let row = serde_json::to_value(f).unwrap_or_default();
+    let mut e = LiveEvent::new(kind, &f.account_sid, &f.service_sid, at, Subject::Factor(row));
+    e.identity = Some(f.identity.clone());
+    e.factor_sid = Some(f.sid.clone());
+    e
+}
 
 impl Store {
     /// Creates the Factor, and its Entity when the identity is new, in one transaction, within
@@ -169,7 +178,7 @@ impl Store {
                 .fetch_one(&mut *tx)
                 .await?;
             record_event!(tx, event, self.backend());
-            let live = [LiveEvent::factor(EventType::FactorCreated, &factor, factor.date_created)];
+            let live = [live_event(EventType::FactorCreated, &factor, factor.date_created)];
             if let Some(sql) = self.live.notify(self.backend(), &live) {
                 bind_args!(sqlx::query(&sql.text), &sql.args).execute(&mut *tx).await?;
             }
@@ -239,7 +248,7 @@ impl Store {
             script = script.then_if_returned(&text, args);
         }
         if old.status != FactorStatus::Verified && new.status == FactorStatus::Verified {
-            script = script.publish_if_returned(LiveEvent::factor(EventType::FactorVerified, new, new.date_updated));
+            script = script.publish_if_returned(live_event(EventType::FactorVerified, new, new.date_updated));
         }
         Ok(!self.run_script(script).await?.is_empty())
     }
@@ -251,7 +260,7 @@ impl Store {
         let script = Script::new()
             .then("DELETE FROM factors WHERE id = ? RETURNING id", [Arg::Int(factor.id)])
             .then_if_returned(&text, args)
-            .publish_if_returned(LiveEvent::factor(EventType::FactorDeleted, factor, event.now));
+            .publish_if_returned(live_event(EventType::FactorDeleted, factor, event.now));
         Ok(!self.run_script(script).await?.is_empty())
     }
 

@@ -2,7 +2,7 @@
 //! with a lease so that a crashed worker's pushes are taken up again, and every attempt logged.
 
 use super::challenges::ChallengeRow;
-use super::live::LiveEvent;
+use super::live::{LiveEvent, Subject};
 use super::outbox::{Logged, Outbox};
 use super::script::Script;
 use super::{on_pool, Arg, Backend, Page, Sql, Store, Window};
@@ -100,6 +100,14 @@ fn push_args(p: &PushRow) -> [Arg; 19] {
     ]
 }
 
+/// A live event about push `p` (`id`: `None` for the push stored with its Challenge).
+pub fn live_event(kind: EventType, p: &PushRow, id: Option<i64>, at: i64) -> LiveEvent {
+    let mut e = LiveEvent::new(kind, &p.account_sid, &p.service_sid, at, Subject::Push { id });
+    e.factor_sid = Some(p.factor_sid.clone());
+    e.challenge_sid = Some(p.challenge_sid.clone());
+    e
+}
+
 impl Store {
     /// The push of a live event (`live::Subject::Push`), with its attempts: push `id`, or without
     /// one the push stored with Challenge `challenge_sid`; and that Challenge's identity.
@@ -160,11 +168,11 @@ impl Store {
                 Arg::Int(c.date_updated),
             ],
         );
-        script = script.publish(LiveEvent::challenge(EventType::ChallengeCreated, c, c.date_created));
+        script = script.publish(super::challenges::live_event(EventType::ChallengeCreated, c, c.date_created));
         if let Some(p) = push {
             script = script.then(&insert_push_sql(), push_args(p));
             if p.status == PushStatus::Recorded {
-                script = script.publish(LiveEvent::push(EventType::PushRecorded, p, None, c.date_created));
+                script = script.publish(live_event(EventType::PushRecorded, p, None, c.date_created));
             }
         }
         let ids = self.run_script(script).await?;
