@@ -23,6 +23,8 @@ use crate::domain::dates;
 use crate::domain::sid::ServiceSid;
 use crate::domain::status::EventType;
 use crate::error::{ApiError, ApiResult};
+use crate::store::challenges::ChallengeRow;
+use crate::store::factors::FactorRow;
 use crate::store::live::{LiveEvent, Published, Received, Rendered, Subject, Subscription, HUB_CAPACITY};
 
 /// How often an idle stream sends a comment (proxies and clients close silent connections).
@@ -115,8 +117,14 @@ struct EventBody<'a> {
 async fn render(state: &AppState, e: &LiveEvent) -> Option<Rendered> {
     let mut identity = e.identity.clone();
     let resource = match &e.subject {
-        Subject::Challenge(c) => serde_json::to_value(challenges::render(state, c, e.at)).ok()?,
-        Subject::Factor(f) => serde_json::to_value(factors::render(state, f)).ok()?,
+        Subject::Challenge(row) => {
+            let c: ChallengeRow = serde_json::from_value(row.clone()).ok()?;
+            serde_json::to_value(challenges::render(state, &c, e.at)).ok()?
+        }
+        Subject::Factor(row) => {
+            let f: FactorRow = serde_json::from_value(row.clone()).ok()?;
+            serde_json::to_value(factors::render(state, &f)).ok()?
+        }
         Subject::Push { id } => {
             let challenge_sid = e.challenge_sid.as_deref().unwrap_or_default();
             let (push, of) = state.store.push_of_event(&e.account_sid, *id, challenge_sid).await.ok()?;

@@ -16,7 +16,6 @@ use super::secrets::Secret;
 use super::{apns, fcm, http_client, PushSettings, SendOutcome};
 use crate::crypto::secretbox::SecretBox;
 use crate::store::credentials::CredentialRow;
-use crate::store::live::LiveEvent;
 use crate::store::outbox::{AttemptOutcome, Outbox, Settled};
 use crate::store::pushes::PushRow;
 use crate::store::Store;
@@ -183,7 +182,7 @@ impl Sender {
             PushStatus::Failed => Some(EventType::PushFailed),
             _ => None,
         };
-        let event = kind.map(|kind| LiveEvent::push(kind, &push, Some(push.id), now));
+        let event = kind.map(|kind| crate::store::pushes::live_event(kind, &push, Some(push.id), now));
         let settled = Settled {
             id: push.id,
             attempts_before: push.attempts,

@@ -5,7 +5,7 @@
 
 use super::deliveries::NewEvent;
 use super::factors::FactorRow;
-use super::live::LiveEvent;
+use super::live::{LiveEvent, Subject};
 use super::pushes::{Announcing, NewPush};
 use super::script::Script;
 use super::{bind_args, insert_sql, on_pool, violation, Arg, Page, Sql, Store, Violation, Window};
@@ -175,6 +175,16 @@ pub struct ChallengeFilter {
     pub status: Option<ChallengeStatus>,
 }
 
+/// A live event about Challenge `c` as it is now.
+pub fn live_event(kind: EventType, c: &ChallengeRow, at: i64) -> LiveEvent {
+    let row = serde_json::to_value(c).unwrap_or_default();
+    let mut e = LiveEvent::new(kind, &c.account_sid, &c.service_sid, at, Subject::Challenge(row));
+    e.identity = Some(c.identity.clone());
+    e.factor_sid = Some(c.factor_sid.clone());
+    e.challenge_sid = Some(c.sid.clone());
+    e
+}
+
 impl Store {
     /// Stores a Challenge and, in the same transaction, the push announcing it: both or neither.
     pub async fn create_challenge(
@@ -185,14 +195,14 @@ impl Store {
         let args = new.args();
         let push = push.map(|push| {
             let recorded = (push.status == PushStatus::Recorded)
-                .then(|| LiveEvent::announced_push(EventType::PushRecorded, &new.announcing(), new.now));
+                .then(|| super::pushes::announced_live_event(EventType::PushRecorded, &new.announcing(), new.now));
             (push.insert(new.announcing()), recorded)
         });
         let now = new.now;
         let mut row = new.row(0);
         let mut script = Script::new()
             .then(&format!("{} RETURNING id", insert_sql("challenges", INSERT_COLUMNS)), args)
-            .publish(LiveEvent::challenge(EventType::ChallengeCreated, &row, now));
+            .publish(live_event(EventType::ChallengeCreated, &row, now));
         if let Some(((text, args), recorded)) = push {
             script = script.then(&text, args);
             if let Some(event) = recorded {
@@ -268,7 +278,7 @@ impl Store {
                 ],
             )
             .then_if_returned(&text, args)
-            .publish_if_returned(LiveEvent::challenge(kind, answered, now));
+            .publish_if_returned(live_event(kind, answered, now));
         Ok(!self.run_script(script).await?.is_empty())
     }
 
@@ -294,7 +304,7 @@ impl Store {
         expired.status = ChallengeStatus::Expired;
         expired.expiration_date = expired.expiration_date.min(now);
         expired.date_updated = now;
-        let script = script.publish_if_returned(LiveEvent::challenge(EventType::ChallengeExpired, &expired, now));
+        let script = script.publish_if_returned(live_event(EventType::ChallengeExpired, &expired, now));
         Ok(!self.run_script(script).await?.is_empty())
     }
 
@@ -308,7 +318,7 @@ impl Store {
             let mut tx = pool.begin().await?;
             let expired = sqlx::query_as::<_, ChallengeRow>(&EXPIRE).bind(now).bind(batch).fetch_all(&mut *tx).await?;
             let events: Vec<LiveEvent> =
-                expired.iter().map(|c| LiveEvent::challenge(EventType::ChallengeExpired, c, now)).collect();
+                expired.iter().map(|c| live_event(EventType::ChallengeExpired, c, now)).collect();
             if let Some(sql) = self.live.notify(backend, &events) {
                 bind_args!(sqlx::query(&sql.text), &sql.args).execute(&mut *tx).await?;
             }

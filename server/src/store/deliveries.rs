@@ -127,6 +127,14 @@ impl NewEvent {
     }
 }
 
+/// A live event about delivery `d`.
+pub fn live_event(kind: crate::domain::status::EventType, d: &DeliveryRow, at: i64) -> super::live::LiveEvent {
+    let subject = super::live::Subject::Delivery { id: d.id };
+    let mut e = super::live::LiveEvent::new(kind, &d.account_sid, &d.service_sid, at, subject);
+    e.factor_sid = Some(d.factor_sid.clone());
+    e
+}
+
 impl Store {
     /// Claims due deliveries, longest due first, skipping any whose (webhook, factor) has an
     /// earlier delivery still outstanding: events reach each receiver in order per factor. (A

@@ -6,7 +6,7 @@ use std::sync::LazyLock;
 
 use super::deliveries::NewEvent;
 use super::entities::{self, count_entity_creation_args, EntityRow, NewEntity, COUNT_ENTITY_CREATION};
-use super::live::LiveEvent;
+use super::live::{LiveEvent, Subject};
 use super::script::Script;
 use super::services::ServiceRow;
 use super::{bind_args, insert_sql, on_pool, violation, Arg, Page, Sql, Store, Violation, Window};
@@ -146,6 +146,15 @@ static UPSERT_ENTITY: LazyLock<String> = LazyLock::new(|| {
     )
 });
 
+/// A live event about Factor `f` as it is now.
+pub fn live_event(kind: EventType, f: &FactorRow, at: i64) -> LiveEvent {
+    let row = serde_json::to_value(f).unwrap_or_default();
+    let mut e = LiveEvent::new(kind, &f.account_sid, &f.service_sid, at, Subject::Factor(row));
+    e.identity = Some(f.identity.clone());
+    e.factor_sid = Some(f.sid.clone());
+    e
+}
+
 impl Store {
     /// Creates the Factor, and its Entity when the identity is new, within `limits`, with the
     /// event `event` makes of the stored Factor.
@@ -209,7 +218,7 @@ impl Store {
             let (text, args) = event(&factor).insert(backend);
             let record = Sql::statement(&text, args);
             bind_args!(sqlx::query(&record.text), &record.args).execute(&mut *tx).await?;
-            let live = [LiveEvent::factor(EventType::FactorCreated, &factor, factor.date_created)];
+            let live = [live_event(EventType::FactorCreated, &factor, factor.date_created)];
             if let Some(sql) = self.live.notify(backend, &live) {
                 bind_args!(sqlx::query(&sql.text), &sql.args).execute(&mut *tx).await?;
             }
@@ -283,7 +292,7 @@ impl Store {
             script = script.then_if_returned(&text, args);
         }
         if old.status != FactorStatus::Verified && new.status == FactorStatus::Verified {
-            script = script.publish_if_returned(LiveEvent::factor(EventType::FactorVerified, new, new.date_updated));
+            script = script.publish_if_returned(live_event(EventType::FactorVerified, new, new.date_updated));
         }
         Ok(!self.run_script(script).await?.is_empty())
     }
@@ -295,7 +304,7 @@ impl Store {
         let script = Script::new()
             .then("DELETE FROM factors WHERE id = ? RETURNING id", [Arg::Int(factor.id)])
             .then_if_returned(&text, args)
-            .publish_if_returned(LiveEvent::factor(EventType::FactorDeleted, factor, event.now));
+            .publish_if_returned(live_event(EventType::FactorDeleted, factor, event.now));
         Ok(!self.run_script(script).await?.is_empty())
     }
 

@@ -21,10 +21,6 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use tokio::sync::broadcast;
 
-use super::challenges::ChallengeRow;
-use super::deliveries::DeliveryRow;
-use super::factors::FactorRow;
-use super::pushes::PushRow;
 use super::{Arg, Backend, Sql};
 use crate::domain::status::EventType;
 
@@ -58,10 +54,11 @@ pub struct LiveEvent {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(tag = "kind", content = "row")]
 pub enum Subject {
-    /// The Challenge as the change left it.
-    Challenge(Box<ChallengeRow>),
-    /// The Factor as the change left it (a deleted one as it was).
-    Factor(Box<FactorRow>),
+    /// The Challenge as the change left it (a `ChallengeRow`; typed rows would make this module
+    /// and theirs import each other).
+    Challenge(serde_json::Value),
+    /// The Factor as the change left it (a deleted one as it was): a `FactorRow`.
+    Factor(serde_json::Value),
     /// A push, read when the event is rendered: by id, or (created with its Challenge, before
     /// its id was known) the Challenge's own push.
     Push { id: Option<i64> },
@@ -72,70 +69,17 @@ pub enum Subject {
 }
 
 impl LiveEvent {
-    pub fn challenge(kind: EventType, c: &ChallengeRow, at: i64) -> LiveEvent {
+    /// An event about one row (its SIDs given), which travels with it as `subject`.
+    pub fn new(kind: EventType, account_sid: &str, service_sid: &str, at: i64, subject: Subject) -> LiveEvent {
         LiveEvent {
             kind,
-            account_sid: c.account_sid.clone(),
-            service_sid: c.service_sid.clone(),
-            identity: Some(c.identity.clone()),
-            factor_sid: Some(c.factor_sid.clone()),
-            challenge_sid: Some(c.sid.clone()),
-            at,
-            subject: Subject::Challenge(Box::new(c.clone())),
-        }
-    }
-
-    pub fn factor(kind: EventType, f: &FactorRow, at: i64) -> LiveEvent {
-        LiveEvent {
-            kind,
-            account_sid: f.account_sid.clone(),
-            service_sid: f.service_sid.clone(),
-            identity: Some(f.identity.clone()),
-            factor_sid: Some(f.sid.clone()),
+            account_sid: account_sid.to_owned(),
+            service_sid: service_sid.to_owned(),
+            identity: None,
+            factor_sid: None,
             challenge_sid: None,
             at,
-            subject: Subject::Factor(Box::new(f.clone())),
-        }
-    }
-
-    /// A push event; `id` is `None` for the push stored with its Challenge.
-    pub fn push(kind: EventType, p: &PushRow, id: Option<i64>, at: i64) -> LiveEvent {
-        LiveEvent {
-            kind,
-            account_sid: p.account_sid.clone(),
-            service_sid: p.service_sid.clone(),
-            identity: None,
-            factor_sid: Some(p.factor_sid.clone()),
-            challenge_sid: Some(p.challenge_sid.clone()),
-            at,
-            subject: Subject::Push { id },
-        }
-    }
-
-    /// The event of a push stored with what it announces, before its id is known.
-    pub(crate) fn announced_push(kind: EventType, a: &super::pushes::Announcing<'_>, at: i64) -> LiveEvent {
-        LiveEvent {
-            kind,
-            account_sid: a.account_sid.to_owned(),
-            service_sid: a.service_sid.to_owned(),
-            identity: None,
-            factor_sid: Some(a.factor_sid.to_owned()),
-            challenge_sid: Some(a.challenge_sid.to_owned()),
-            at,
-            subject: Subject::Push { id: None },
-        }
-    }
-
-    pub fn delivery(kind: EventType, d: &DeliveryRow, at: i64) -> LiveEvent {
-        LiveEvent {
-            kind,
-            account_sid: d.account_sid.clone(),
-            service_sid: d.service_sid.clone(),
-            identity: None,
-            factor_sid: Some(d.factor_sid.clone()),
-            challenge_sid: None,
-            at,
-            subject: Subject::Delivery { id: d.id },
+            subject,
         }
     }
 

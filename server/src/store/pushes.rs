@@ -1,9 +1,10 @@
 //! The push outbox: one row per push to send (or, in record mode, recorded), claimed by workers
 //! with a lease so that a crashed worker's pushes are taken up again, and every attempt logged.
 
+use super::live::{LiveEvent, Subject};
 use super::outbox::{Logged, Outbox};
 use super::{on_pool, placeholders, Arg, Backend, Page, Sql, Store, Window};
-use crate::domain::status::{NotificationPlatform, PushStatus};
+use crate::domain::status::{EventType, NotificationPlatform, PushStatus};
 
 #[derive(Debug, Clone, sqlx::FromRow, serde::Serialize)]
 pub struct PushRow {
@@ -109,6 +110,22 @@ impl NewPush {
         ];
         (text, args)
     }
+}
+
+/// A live event about push `p` (`id`: `None` for the push stored with its Challenge).
+pub fn live_event(kind: EventType, p: &PushRow, id: Option<i64>, at: i64) -> LiveEvent {
+    let mut e = LiveEvent::new(kind, &p.account_sid, &p.service_sid, at, Subject::Push { id });
+    e.factor_sid = Some(p.factor_sid.clone());
+    e.challenge_sid = Some(p.challenge_sid.clone());
+    e
+}
+
+/// A live event about the push stored with what it announces, before its id is known.
+pub(crate) fn announced_live_event(kind: EventType, a: &Announcing<'_>, at: i64) -> LiveEvent {
+    let mut e = LiveEvent::new(kind, a.account_sid, a.service_sid, at, Subject::Push { id: None });
+    e.factor_sid = Some(a.factor_sid.to_owned());
+    e.challenge_sid = Some(a.challenge_sid.to_owned());
+    e
 }
 
 impl Store {

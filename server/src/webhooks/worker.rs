@@ -13,7 +13,6 @@ use serde_json::{Map, Value};
 
 use super::{signature, WebhookSettings, V2_ONLY};
 use crate::store::deliveries::{DeliveryRow, WebhookTarget};
-use crate::store::live::LiveEvent;
 use crate::store::outbox::{AttemptOutcome, Outbox, Settled};
 use crate::store::Store;
 use crate::workers::Pass;
@@ -167,7 +166,7 @@ impl Deliverer {
                 outcome,
                 status: status.as_str(),
                 next_attempt_at,
-                event: kind.map(|kind| LiveEvent::delivery(kind, d, now)),
+                event: kind.map(|kind| crate::store::deliveries::live_event(kind, d, now)),
             });
         }
         self.store.record_attempts(Outbox::WebhookDeliveries, &settled).await
