@@ -1,7 +1,8 @@
-//! Building and running the server: connect the store, put accounts and keys in place, bind,
-//! serve, and run the push and webhook workers and the sweeper beside it; on SIGTERM/SIGINT,
-//! drain open connections before stopping (`drain_on_signal`). [`Application::build`] binds first
-//! (port 0 works) and reports the port, so tests run real servers side by side.
+//! Building and running the server: read the seed file, connect the store, load the keys, put
+//! accounts and the seed's resources in place, bind, serve, and run the push and webhook workers
+//! and the sweeper beside it; on SIGTERM/SIGINT, drain open connections before stopping
+//! (`drain_on_signal`). [`Application::build`] binds first (port 0 works) and reports the port,
+//! so tests run real servers side by side.
 
 use std::net::TcpListener;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -22,6 +23,7 @@ use crate::config::ServeArgs;
 use crate::crypto::access_token::TokenKey;
 use crate::crypto::secretbox::SecretBox;
 use crate::error::ApiError;
+use crate::seed::Seed;
 use crate::store::Store;
 use crate::workers::{OutboxWorker, Workers};
 use crate::{push, webhooks};
@@ -48,11 +50,23 @@ pub struct Application {
 
 impl Application {
     pub async fn build(args: ServeArgs, clock: SharedClock) -> anyhow::Result<Application> {
+        // A bad seed file stops the start before the database is touched.
+        let seed = args.seed.as_deref().map(Seed::load).transpose()?;
         let store = Store::connect(&args.database.database_url, args.database.database_max_connections).await?;
-        let generated_account = bootstrap::bootstrap(&store, &args, clock.now()).await?;
         let keys = crate::keys::load(&store, &args).await?;
         let token_key = TokenKey::new(&keys.access_token);
         let secrets = Arc::new(SecretBox::new(&keys.credentials));
+        // Every check of the seed before any write (bootstrap removes unconfigured API keys).
+        let seed_writes = match &seed {
+            Some(seed) => Some(seed.prepare(&store, &secrets, clock.now()).await?),
+            None => None,
+        };
+        let (accounts, api_keys) = seed.as_ref().map(Seed::configured).unwrap_or_default();
+        let seeded = bootstrap::Seeded { accounts, api_keys };
+        let generated_account = bootstrap::bootstrap(&store, &args, &seeded, clock.now()).await?;
+        if let (Some(seed), Some(writes)) = (&seed, &seed_writes) {
+            seed.apply(&store, writes).await?;
+        }
         let push = args.push()?;
         let push_wake = Arc::new(tokio::sync::Notify::new());
         let webhook_settings = args.webhooks();
