@@ -212,6 +212,12 @@ def copy_twilio_paths(
     return out
 
 
+CLOCK_RESPONSE = {
+    "description": "The clock.",
+    "content": {"application/json": {"schema": {"$ref": "#/components/schemas/emulator.clock"}}},
+}
+
+
 def emulator_paths() -> dict[str, Any]:
     def health_response(description: str) -> dict[str, Any]:
         return {
@@ -295,6 +301,94 @@ def emulator_paths() -> dict[str, Any]:
                 "responses": {"204": {"description": "Cleared."}, "default": error_response()},
             },
         },
+        "/_emulator/Clock": {
+            "get": {
+                "tags": [EMULATOR_TAG],
+                "summary": "The server's clock (test control).",
+                "description": (
+                    "The emulated clock every instance on the database runs on. Served only with "
+                    "`--emulator-controls on` (the default); otherwise 404 like any unknown path."
+                ),
+                "operationId": "FetchEmulatorClock",
+                "responses": {"200": CLOCK_RESPONSE, "default": error_response()},
+            },
+            "post": {
+                "tags": [EMULATOR_TAG],
+                "summary": "Move, freeze or reset the server's clock (test control).",
+                "description": (
+                    "Exactly one of `Advance`, `Set` and `Reset`, and/or `Freeze` (applied after the move). "
+                    "Expiry, access tokens, device-JWT windows, the `Date` header, `date_*` fields, the sweeper "
+                    "and retry schedules follow it on every instance. A change that would put `now` before the "
+                    "newest date the database holds is refused with 400 naming the parameter."
+                ),
+                "operationId": "UpdateEmulatorClock",
+                "requestBody": {
+                    "content": {
+                        "application/x-www-form-urlencoded": {
+                            "schema": {
+                                "type": "object",
+                                "title": "UpdateEmulatorClockRequest",
+                                "properties": {
+                                    "Advance": {"type": "integer", "description": "Seconds to move forward (negative: back)."},
+                                    "Set": {"type": "string", "format": "date-time", "description": "The new `now`, ISO 8601."},
+                                    "Reset": {"type": "boolean", "description": "`true`: back to real time, not frozen."},
+                                    "Freeze": {"type": "boolean", "description": "`true` stops the clock at `now`; `false` lets it run on from there."},
+                                },
+                            }
+                        }
+                    }
+                },
+                "responses": {"200": CLOCK_RESPONSE, "default": error_response()},
+            },
+        },
+        "/_emulator/Challenges/{ChallengeSid}": {
+            "post": {
+                "tags": [EMULATOR_TAG],
+                "summary": "Expire one pending Challenge now (test control).",
+                "description": (
+                    "As if its expiration date had passed, without moving the clock; its unsent pushes expire "
+                    "with it. Answers the Challenge as FetchChallenge renders it. 403/60322 when it was approved "
+                    "or denied; 404 for an unknown Challenge or another account's."
+                ),
+                "operationId": "UpdateEmulatorChallenge",
+                "parameters": [
+                    {"name": "ChallengeSid", "in": "path", "required": True, "schema": {"type": "string"},
+                     "description": "YC…"}
+                ],
+                "requestBody": {
+                    "content": {
+                        "application/x-www-form-urlencoded": {
+                            "schema": {
+                                "type": "object",
+                                "title": "UpdateEmulatorChallengeRequest",
+                                "properties": {"Status": {"type": "string", "enum": ["expired"]}},
+                                "required": ["Status"],
+                            }
+                        }
+                    }
+                },
+                "responses": {
+                    "200": {
+                        "description": "The Challenge.",
+                        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/verify.v2.service.entity.challenge"}}},
+                    },
+                    "default": error_response(),
+                },
+            }
+        },
+        "/_emulator/Reset": {
+            "post": {
+                "tags": [EMULATOR_TAG],
+                "summary": "Delete everything of the calling account (test control).",
+                "description": (
+                    "Services and everything below them, Credentials, pushes and webhook deliveries; the account "
+                    "and its API keys stay, other accounts are untouched."
+                ),
+                "operationId": "CreateEmulatorReset",
+                "responses": {"204": {"description": "Deleted."}, "default": error_response()},
+            }
+        },
+        **device_paths(),
         "/healthz": {
             "get": {
                 "tags": [EMULATOR_TAG],
@@ -312,6 +406,116 @@ def emulator_paths() -> dict[str, Any]:
                 },
             }
         }
+    }
+
+
+def device_paths() -> dict[str, Any]:
+    """Virtual devices (README, "Virtual devices"): a key held by the server, playing the device
+    through the same path the SDKs' requests take."""
+
+    def query(*pairs: tuple[str, str]) -> list[dict[str, Any]]:
+        return [
+            {"name": name, "in": "query", "required": False, "schema": {"type": "string"}, "description": text}
+            for name, text in pairs
+        ]
+
+    def form(properties: dict[str, Any], required: list[str]) -> dict[str, Any]:
+        schema: dict[str, Any] = {"type": "object", "properties": properties}
+        if required:
+            schema["required"] = required
+        return {"content": {"application/x-www-form-urlencoded": {"schema": schema}}}
+
+    def ok(description: str, schema: str) -> dict[str, Any]:
+        return {"description": description, "content": {"application/json": {"schema": {"$ref": f"#/components/schemas/{schema}"}}}}
+
+    factor_sid = {"name": "FactorSid", "in": "path", "required": True, "schema": {"type": "string"},
+                  "description": "The device's Factor SID (YF…)."}
+    paging = [("PageSize", "1 to 1000, default 50."), ("PageToken", "From `meta.next_page_url` / `previous_page_url`.")]
+    text = lambda description: {"type": "string", "description": description}  # noqa: E731
+    return {
+        "/_emulator/Devices": {
+            "post": {
+                "tags": [EMULATOR_TAG],
+                "summary": "Enrol a virtual device.",
+                "description": (
+                    "Creates a push Factor for `Identity` as the SDK of `Style` would (with `AccessToken`, or one minted "
+                    "as the AccessTokens resource does), with a P-256 key the emulator keeps (encrypted), and verifies it "
+                    "unless `Verify=false`. Errors are those a phone would get."
+                ),
+                "operationId": "CreateEmulatorDevice",
+                "requestBody": form(
+                    {
+                        "ServiceSid": text("VA…"),
+                        "Identity": text("The Entity's identity."),
+                        "AccessToken": text("An access token from CreateAccessToken; minted when absent."),
+                        "Style": {"type": "string", "enum": ["android", "ios"], "default": "android",
+                                  "description": "Which SDK's encoding and push platform (fcm / apn) to imitate."},
+                        "FriendlyName": text("The Factor's friendly name."),
+                        "PushToken": text("A push token (32 to 255 characters); without one the platform is `none`."),
+                        "Verify": {"type": "boolean", "default": True, "description": "Verify the Factor after creating it."},
+                    },
+                    ["ServiceSid", "Identity"],
+                ),
+                "responses": {"201": ok("The device.", "emulator.device"), "default": error_response()},
+            },
+            "get": {
+                "tags": [EMULATOR_TAG],
+                "summary": "List the virtual devices of the account.",
+                "operationId": "ListEmulatorDevice",
+                "parameters": query(("ServiceSid", "Only devices of this Service."), ("Identity", "Only devices of this identity."), *paging),
+                "responses": {"200": ok("A page of devices.", "emulator.device_list"), "default": error_response()},
+            },
+        },
+        "/_emulator/Devices/{FactorSid}": {
+            "get": {
+                "tags": [EMULATOR_TAG],
+                "summary": "Fetch a virtual device.",
+                "operationId": "FetchEmulatorDevice",
+                "parameters": [factor_sid],
+                "responses": {"200": ok("The device.", "emulator.device"), "default": error_response()},
+            },
+            "delete": {
+                "tags": [EMULATOR_TAG],
+                "summary": "Unenrol a virtual device: it deletes its Factor with its own signed request.",
+                "operationId": "DeleteEmulatorDevice",
+                "parameters": [factor_sid],
+                "responses": {"204": {"description": "Unenrolled."}, "default": error_response()},
+            },
+        },
+        "/_emulator/Devices/{FactorSid}/Challenges": {
+            "get": {
+                "tags": [EMULATOR_TAG],
+                "summary": "The device's Challenges, listed as the SDK lists them.",
+                "operationId": "ListEmulatorDeviceChallenge",
+                "parameters": [factor_sid, *query(("Status", "`pending`, `expired`, `approved` or `denied`."),
+                                                  ("Order", "`asc` (default) or `desc`."), *paging)],
+                "responses": {
+                    "200": {"description": "A page of Challenges (ListChallenge's shape).",
+                            "content": {"application/json": {"schema": {"type": "object"}}}},
+                    "default": error_response(),
+                },
+            },
+        },
+        "/_emulator/Devices/{FactorSid}/Challenges/{ChallengeSid}": {
+            "post": {
+                "tags": [EMULATOR_TAG],
+                "summary": "Answer a Challenge as the device: fetched, signed and sent as the SDK does.",
+                "operationId": "UpdateEmulatorDeviceChallenge",
+                "parameters": [
+                    factor_sid,
+                    {"name": "ChallengeSid", "in": "path", "required": True, "schema": {"type": "string"},
+                     "description": "YC…, or `latest` for the device's newest pending Challenge."},
+                ],
+                "requestBody": form(
+                    {"Status": {"type": "string", "enum": ["approved", "denied"], "description": "The answer."}},
+                    ["Status"],
+                ),
+                "responses": {
+                    "200": ok("The Challenge as answered.", "verify.v2.service.entity.challenge"),
+                    "default": error_response(),
+                },
+            },
+        },
     }
 
 
@@ -401,13 +605,44 @@ def emulator_schemas() -> dict[str, Any]:
             "date_updated": {"type": "string", "format": "date-time"},
         },
     }
+    clock = {
+        "type": "object",
+        "properties": {
+            "now": {"type": "string", "format": "date-time"},
+            "offset_seconds": {"type": "integer", "description": "`now` minus real time."},
+            "frozen": {"type": "boolean"},
+        },
+    }
     return {
+        "emulator.clock": clock,
         "emulator.webhook_event": webhook_event,
         "emulator.webhook_delivery": delivery,
         "emulator.webhook_delivery_list": {
             "type": "object",
             "properties": {
                 "webhook_deliveries": {"type": "array", "items": {"$ref": "#/components/schemas/emulator.webhook_delivery"}},
+                "meta": {"type": "object"},
+            },
+        },
+        "emulator.device": {
+            "type": "object",
+            "description": "A virtual device: a P-256 key the emulator holds for a push Factor.",
+            "properties": {
+                "factor_sid": {"type": "string"},
+                "account_sid": {"type": "string"},
+                "service_sid": {"type": "string"},
+                "identity": {"type": "string"},
+                "style": {"type": "string", "enum": ["android", "ios"]},
+                "status": {"type": "string", "enum": ["unverified", "verified"], "description": "The Factor's status."},
+                "friendly_name": {"type": "string"},
+                "date_created": {"type": "string", "format": "date-time"},
+                "url": {"type": "string", "format": "uri"},
+            },
+        },
+        "emulator.device_list": {
+            "type": "object",
+            "properties": {
+                "devices": {"type": "array", "items": {"$ref": "#/components/schemas/emulator.device"}},
                 "meta": {"type": "object"},
             },
         },

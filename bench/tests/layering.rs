@@ -27,7 +27,6 @@ use proc_macro2::{Delimiter, Spacing, TokenStream, TokenTree};
 const SERVER_LAYERS: &[(&str, &[&str])] = &[
     // Pure rules: SIDs, dates, limits. Nothing of the crate.
     ("domain", &[]),
-    ("clock", &[]),
     ("telemetry", &[]),
     ("tls", &[]),
     // Pure functions over bytes; random bytes come from domain::sid.
@@ -38,6 +37,8 @@ const SERVER_LAYERS: &[(&str, &[&str])] = &[
     // `store::health::unavailable_reason` finds (one list of "unavailable" errors for the API and
     // `/healthz`).
     ("error", &["store"]),
+    // The server's time: the emulated clock keeps its state in the store.
+    ("clock", &["store"]),
     // Background work over the store: the sweeper, and the backoff and lease reclaim that the
     // push and webhook workers share.
     ("workers", &["clock", "domain", "store"]),

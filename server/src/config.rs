@@ -56,6 +56,13 @@ pub enum RateLimits {
     Off,
 }
 
+/// Whether the test controls are served (README, "Test controls").
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum EmulatorControls {
+    On,
+    Off,
+}
+
 #[derive(Args, Clone)]
 pub struct ServeArgs {
     /// Address to listen on (`HOST:PORT`; port 0 picks a free port).
@@ -112,6 +119,12 @@ pub struct ServeArgs {
     /// (429 / 60328); `off` lets load tests through.
     #[arg(long, env = "VERIFY_PUSH_RATE_LIMITS", value_enum, default_value_t = RateLimits::On)]
     pub rate_limits: RateLimits,
+    /// The test controls (README, "Test controls"): `on` serves the emulated clock
+    /// (`/_emulator/Clock`), expiring one Challenge and `/_emulator/Reset`, and the clock follows
+    /// what they set; `off` (shared deployments) answers those paths 404 like any unknown path
+    /// and runs on the system clock. `/_emulator/pushes` and `webhook-deliveries` stay.
+    #[arg(long, env = "VERIFY_PUSH_EMULATOR_CONTROLS", value_enum, default_value_t = EmulatorControls::On)]
+    pub emulator_controls: EmulatorControls,
     /// Serve HTTPS with this PEM certificate chain (with --tls-key).
     #[arg(long, env = "VERIFY_PUSH_TLS_CERT", requires = "tls_key", conflicts_with = "tls_self_signed")]
     pub tls_cert: Option<PathBuf>,
@@ -242,6 +255,7 @@ impl ServeArgs {
             unverified_factor_ttl: 86_400,
             device_clock_skew: 60,
             rate_limits: RateLimits::On,
+            emulator_controls: EmulatorControls::On,
             tls_cert: None,
             tls_key: None,
             tls_self_signed: None,

@@ -10,6 +10,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use actix_web::dev::{Server, ServerHandle, Service as _};
+use actix_web::http::header::{self, HeaderValue};
 use actix_web::http::ConnectionType;
 use actix_web::{web, App, HttpServer};
 use anyhow::Context;
@@ -18,10 +19,11 @@ use futures_util::FutureExt;
 use crate::accounts::Accounts;
 use crate::api::{self, AppState, Urls};
 use crate::bootstrap::{self, GeneratedAccount};
-use crate::clock::SharedClock;
-use crate::config::ServeArgs;
+use crate::clock::{EmulatedClock, SharedClock};
+use crate::config::{EmulatorControls, ServeArgs};
 use crate::crypto::access_token::TokenKey;
 use crate::crypto::secretbox::SecretBox;
+use crate::domain::dates;
 use crate::error::ApiError;
 use crate::seed::Seed;
 use crate::store::Store;
@@ -49,10 +51,20 @@ pub struct Application {
 }
 
 impl Application {
-    pub async fn build(args: ServeArgs, clock: SharedClock) -> anyhow::Result<Application> {
+    /// Builds the server over `base`, the clock the test controls move (the system clock in
+    /// production); with `--emulator-controls off`, `base` is the server's clock as it is.
+    pub async fn build(args: ServeArgs, base: SharedClock) -> anyhow::Result<Application> {
         // A bad seed file stops the start before the database is touched.
         let seed = args.seed.as_deref().map(Seed::load).transpose()?;
         let store = Store::connect(&args.database.database_url, args.database.database_max_connections).await?;
+        let emulated_clock = match args.emulator_controls {
+            EmulatorControls::On => Some(EmulatedClock::load(store.clone(), base.clone()).await?),
+            EmulatorControls::Off => None,
+        };
+        let clock: SharedClock = match &emulated_clock {
+            Some(emulated) => emulated.clone(),
+            None => base,
+        };
         let keys = crate::keys::load(&store, &args).await?;
         let token_key = TokenKey::new(&keys.access_token);
         let secrets = Arc::new(SecretBox::new(&keys.credentials));
@@ -91,19 +103,23 @@ impl Application {
             push_wake: push_wake.clone(),
             webhooks: webhook_settings.clone(),
             webhook_wake: webhook_wake.clone(),
+            emulated_clock,
             draining: drain.draining.clone(),
         });
 
         let app_state = state.clone();
+        let app_clock = clock.clone();
         let (app_drain, connection_drain) = (drain.clone(), drain.clone());
         let server = HttpServer::new(move || {
             let drain = app_drain.clone();
+            let clock = app_clock.clone();
             App::new()
                 .app_data(app_state.clone())
                 .app_data(web::PathConfig::default().error_handler(|_, req| ApiError::NotFound(req.path().to_owned()).into()))
                 .app_data(web::QueryConfig::default().error_handler(|e, _| ApiError::MalformedBody(e.to_string()).into()))
                 .wrap_fn(move |req, srv| {
                     let drain = drain.clone();
+                    let clock = clock.clone();
                     let started = Instant::now();
                     let method = req.method().clone();
                     let path = req.path().to_owned();
@@ -113,6 +129,10 @@ impl Application {
                             // `Twilio-Verify-Signature-Fields`): docs/ARCHITECTURE.md, Decisions.
                             // Only HTTP/1 writes this flag; HTTP/2 names stay lowercase.
                             res.response_mut().head_mut().set_camel_case_headers(true);
+                            // The server's clock, emulated or not: the SDKs re-sync from it.
+                            if let Ok(date) = HeaderValue::from_str(&dates::http(clock.now())) {
+                                res.headers_mut().insert(header::DATE, date);
+                            }
                             if drain.draining.load(Ordering::Relaxed) {
                                 res.response_mut().head_mut().set_connection_type(ConnectionType::Close);
                             }
@@ -182,6 +202,11 @@ impl Application {
         self.state.store.clone()
     }
 
+    /// The server's clock (the emulated one unless `--emulator-controls off`).
+    pub fn clock(&self) -> SharedClock {
+        self.state.clock.clone()
+    }
+
     /// The server's background work, for tests that run it by hand ([`Workers::drain`]).
     pub fn workers(&self) -> ServerWorkers {
         self.workers.clone()
@@ -202,7 +227,12 @@ impl Application {
     /// Starts the background loops and serves until the server is stopped (SIGTERM/SIGINT, see
     /// [`drain_on_signal`], or a handle), then stops the loops and closes the database.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
-        let loops = if self.background_loops { self.workers.spawn() } else { Vec::new() };
+        let mut loops = if self.background_loops { self.workers.spawn() } else { Vec::new() };
+        // Not background work of the drain's kind: the clock follows other instances' changes
+        // also in tests that run the work by hand.
+        if let Some(clock) = &self.state.emulated_clock {
+            loops.push(tokio::spawn(clock.clone().follow()));
+        }
         let signals = tokio::spawn(drain_on_signal(self.server.handle(), self.drain.clone(), self.shutdown_timeout));
         let result = self.server.await;
         signals.abort();

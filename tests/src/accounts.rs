@@ -25,16 +25,24 @@ pub(crate) struct Existing {
     token: String,
     hook: String,
     credential: String,
+    /// A virtual device (its Factor SID) and a pending Challenge of it.
+    device: String,
+    device_challenge: String,
 }
 
 impl Existing {
-    /// Creates a Service, a verified Factor, a Challenge, an AccessToken, a Webhook and a
-    /// Credential.
+    /// Creates a Service, a verified Factor, a Challenge, an AccessToken, a Webhook, a
+    /// Credential and a virtual device with a Challenge.
     pub(crate) async fn create(app: &TestApp) -> Existing {
         let service = app.service().await;
         let user = identity();
         let (factor, _) = app.verified_factor(&service, &user).await;
         let challenge = app.challenge(&service, &user, &factor).await["sid"].as_str().unwrap().to_owned();
+        // Before the Webhook, so that none of its events is queued.
+        let device_user = identity();
+        let device = app.post("/_emulator/Devices", &[("ServiceSid", &service), ("Identity", &device_user)]).await;
+        let device = device.assert_status(201)["factor_sid"].as_str().unwrap().to_owned();
+        let device_challenge = app.challenge(&service, &device_user, &device).await["sid"].as_str().unwrap().to_owned();
         let token = app
             .post(&format!("/v2/Services/{service}/AccessTokens"), &[("Identity", &user), ("FactorType", "push")])
             .await;
@@ -47,7 +55,7 @@ impl Existing {
             .await;
         let hook = hook.body["sid"].as_str().unwrap().to_owned();
         let credential = crate::push::fcm_credential(app, "http://127.0.0.1:9/token").await;
-        Existing { service, user, factor, challenge, token, hook, credential }
+        Existing { service, user, factor, challenge, token, hook, credential, device, device_challenge }
     }
 
     /// The value of path parameter `name` in route `path`.
@@ -56,6 +64,8 @@ impl Existing {
             "ServiceSid" => &self.service,
             "Identity" => &self.user,
             "FormType" => "form-push",
+            "FactorSid" => &self.device,
+            "ChallengeSid" if path.starts_with("/_emulator/Devices") => &self.device_challenge,
             "ChallengeSid" => &self.challenge,
             _ if path.starts_with("/v1/Credentials") => &self.credential,
             _ if path.contains("/Challenges/") => &self.challenge,
@@ -130,19 +140,31 @@ async fn api_keys_act_for_their_account(app: TestApp) {
 async fn accounts_never_see_each_others_resources(app: TestApp) {
     let routes = concrete_routes(&app).await;
     for (method, path) in &routes {
-        // Account-wide lists answer an empty page to another account, not 404.
+        // Account-wide lists answer an empty page to another account, not 404; the clock is the
+        // server's and a reset empties the caller's own account.
         if path.starts_with("/v2/Forms")
-            || ["/v2/Services", "/v1/Credentials", "/_emulator/pushes", "/_emulator/webhook-deliveries"]
-                .contains(&path.as_str())
+            || [
+                "/v2/Services",
+                "/v1/Credentials",
+                "/_emulator/pushes",
+                "/_emulator/webhook-deliveries",
+                "/_emulator/Devices",
+                "/_emulator/Clock",
+                "/_emulator/Reset",
+            ]
+            .contains(&path.as_str())
         {
             continue;
         }
         let reply = app.send(method.clone(), path, Some(&app.other_account), &[("FriendlyName", "x")], &[], None).await;
         reply.assert_error(404, 20404);
     }
-    for (list, key) in
-        [("/v2/Services", "services"), ("/v1/Credentials", "credentials"), ("/_emulator/pushes", "pushes")]
-    {
+    for (list, key) in [
+        ("/v2/Services", "services"),
+        ("/v1/Credentials", "credentials"),
+        ("/_emulator/pushes", "pushes"),
+        ("/_emulator/Devices", "devices"),
+    ] {
         let theirs = app.send(Method::GET, list, Some(&app.other_account), &[], &[], None).await;
         assert_eq!(theirs.assert_status(200)[key], serde_json::json!([]), "{list}");
     }

@@ -92,9 +92,15 @@ struct World {
     user: String,
     factor: String,
     challenge: String,
+    /// A second pending Challenge, for the test control that expires one (the answer of the
+    /// positive control needs `challenge` pending).
+    spare_challenge: String,
     access_token_sid: String,
     webhook: String,
     credential: String,
+    /// A virtual device of the main account (its Factor SID) and a pending Challenge of it.
+    device: String,
+    device_challenge: String,
     /// Every SID of the main account, none of which another account may see.
     sids: Vec<String>,
     /// A valid answer to the challenge, signed by its Factor's key.
@@ -112,7 +118,10 @@ impl World {
             let value = match segment {
                 "{ServiceSid}" => self.service.clone(),
                 "{Identity}" => self.user.clone(),
+                "{ChallengeSid}" if template.starts_with("/_emulator/Devices") => self.device_challenge.clone(),
+                "{ChallengeSid}" if template.starts_with("/_emulator/") => self.spare_challenge.clone(),
                 "{ChallengeSid}" => self.challenge.clone(),
+                "{FactorSid}" => self.device.clone(),
                 "{FormType}" => "form-push".to_owned(),
                 "{Sid}" => match previous {
                     "Services" => self.service.clone(),
@@ -148,7 +157,16 @@ impl World {
         let owner = template.trim_end_matches(last).trim_end_matches('/').rsplit('/').next().unwrap_or_default();
         let owner = if item { owner } else { last };
         let changed = || vec![("FriendlyName", "Changed by the matrix".to_owned())];
+        if template.starts_with("/_emulator/Devices") {
+            return match item {
+                false => vec![("ServiceSid", self.service.clone()), ("Identity", identity())],
+                true => vec![("Status", "approved".to_owned())],
+            };
+        }
         match (owner, item) {
+            ("Clock", false) => vec![("Advance", "60".to_owned())],
+            ("Reset", false) => Vec::new(),
+            ("Challenges", true) if template.starts_with("/_emulator/") => vec![("Status", "expired".to_owned())],
             // It names the main account's push credential: no other account may attach it.
             ("Services", false) => {
                 vec![("FriendlyName", "Matrix".to_owned()), ("Push.FcmCredentialSid", self.credential.clone())]
@@ -194,16 +212,24 @@ fn expected(case: Case, method: &str, template: &str) -> Expect {
         return Expect::Own(200);
     }
     // Routes that name none of the main account's resources: the caller's own collection.
-    let own_collection = !template.contains("{Sid}") && !template.contains("{ServiceSid}");
+    let own_collection = !template.contains("{Sid}")
+        && !template.contains("{ServiceSid}")
+        && !template.contains("{FactorSid}")
+        && !template.contains("{ChallengeSid}");
     match case {
+        Case::OtherAccount | Case::OtherAccountApiKey if method == "POST" && template == "/_emulator/Clock" => {
+            Expect::Skip("the emulated clock is the server's, not an account's: any account moves it (README)")
+        }
         Case::OtherAccount | Case::OtherAccountApiKey if method == "POST" && template == "/v2/Services" => {
             Expect::Invalid
         }
-        Case::OtherAccount | Case::OtherAccountApiKey if own_collection => Expect::Own(match method {
-            "POST" => 201,
-            "DELETE" => 204,
-            _ => 200,
-        }),
+        // The body names the main account's Service, which another account cannot see.
+        Case::OtherAccount | Case::OtherAccountApiKey if method == "POST" && template == "/_emulator/Devices" => {
+            Expect::Hidden
+        }
+        Case::OtherAccount | Case::OtherAccountApiKey if own_collection => {
+            Expect::Own(success_status(method, template))
+        }
         Case::OtherAccount | Case::OtherAccountApiKey => Expect::Hidden,
         // A device reads its own Service (its Factors are in the main account's Service).
         Case::OtherFactorJwt | Case::OtherIdentityJwt if method == "GET" && template == "/v2/Services/{Sid}" => {
@@ -220,6 +246,8 @@ fn success_status(method: &str, template: &str) -> u16 {
     match method {
         "GET" => 200,
         "DELETE" => 204,
+        _ if template == "/_emulator/Reset" => 204,
+        _ if template == "/_emulator/Clock" => 200,
         _ if template.ends_with('}') => 200,
         _ => 201,
     }
@@ -270,8 +298,11 @@ async fn positive_control(app: &TestApp, world: &World) {
         ROUTES.iter().filter(|(m, _)| *m == "POST").partition(|(_, t)| t.ends_with("/Challenges/{Sid}"));
     order.extend(writes);
     order.extend(answer);
-    // Children before their parents.
+    // Children before their parents; the reset of everything last.
+    let (reset, writes): (Vec<&Route>, Vec<&Route>) = order.into_iter().partition(|(_, t)| *t == "/_emulator/Reset");
+    order = writes;
     order.extend(ROUTES.iter().rev().filter(|(m, _)| *m == "DELETE"));
+    order.extend(reset);
     assert_eq!(order.len(), ROUTES.len(), "every route is GET, POST or DELETE");
     for (method, template) in order {
         let body = world.body(method, template);
@@ -359,6 +390,7 @@ async fn build_world(app: &TestApp) -> World {
     let (other_identity_factor, other_identity_key) = app.verified_factor(&service, &other_user).await;
     let (other_service_factor, other_service_key) = app.verified_factor(&other_service, &user).await;
     let challenge = app.challenge(&service, &user, &factor).await["sid"].as_str().unwrap().to_owned();
+    let spare_challenge = app.challenge(&service, &user, &factor).await["sid"].as_str().unwrap().to_owned();
     let token =
         app.post(&format!("/v2/Services/{service}/AccessTokens"), &[("Identity", &user), ("FactorType", "push")]).await;
     let token = token.assert_status(201).clone();
@@ -372,6 +404,11 @@ async fn build_world(app: &TestApp) -> World {
         .await;
     let webhook = webhook.assert_status(201)["sid"].as_str().unwrap().to_owned();
     let credential = crate::push::fcm_credential(app, "http://127.0.0.1:9/token").await;
+    let device_user = identity();
+    let device = app.post("/_emulator/Devices", &[("ServiceSid", &service), ("Identity", &device_user)]).await;
+    let virtual_device = device.assert_status(201)["factor_sid"].as_str().unwrap().to_owned();
+    let device_challenge =
+        app.challenge(&service, &device_user, &virtual_device).await["sid"].as_str().unwrap().to_owned();
 
     let account = app.account.user.clone();
     let now = app.clock.now();
@@ -428,9 +465,12 @@ async fn build_world(app: &TestApp) -> World {
         other_service_factor,
         other_service.clone(),
         challenge.clone(),
+        spare_challenge.clone(),
         token["sid"].as_str().unwrap().to_owned(),
         webhook.clone(),
         credential.clone(),
+        virtual_device.clone(),
+        device_challenge.clone(),
     ];
     let new_key = p256::ecdsa::SigningKey::from_slice(&[9; 32]).unwrap();
     World {
@@ -439,8 +479,11 @@ async fn build_world(app: &TestApp) -> World {
         user,
         factor,
         challenge,
+        spare_challenge,
         webhook,
         credential,
+        device: virtual_device,
+        device_challenge,
         sids,
         answer,
         new_public_key: spki_base64(&new_key),

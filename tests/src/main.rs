@@ -13,6 +13,8 @@ mod challenges;
 mod concurrency;
 mod contract;
 mod device;
+mod emulator_clock;
+mod emulator_devices;
 mod entities;
 mod factors;
 mod faults;

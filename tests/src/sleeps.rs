@@ -14,6 +14,7 @@ const ALLOWED: &[(&str, usize, &str)] = &[
         "slow receivers: a fake holds its answers back (Hold, start_slow) to keep requests in flight",
     ),
     ("tests/src/push.rs", 1, "bounded poll until the background loop, running as in production, has sent"),
+    ("tests/src/emulator_clock.rs", 2, "bounded polls until the other instance has read the clock change"),
     ("tests/src/concurrency.rs", 1, "bounded poll of pg_stat_activity until a session waits on the held row lock"),
     (
         "tests/src/faults.rs",
@@ -29,6 +30,7 @@ const ALLOWED: &[(&str, usize, &str)] = &[
     ),
     ("server/tests/interrupted_attempt.rs", 2, "bounded polls of a real binary: sends in flight, then settled rows"),
     ("server/tests/multi_instance.rs", 3, "bounded polls of three real binaries: claims held, taken over, all settled"),
+    ("server/tests/shared_clock.rs", 1, "bounded poll of a second binary until it has read the clock change"),
     ("server/tests/webhook_crash.rs", 1, "bounded poll of a restarted binary until every event arrived"),
 ];
 

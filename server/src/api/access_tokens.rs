@@ -17,7 +17,8 @@ use crate::domain::rules::{is_valid_identity, ACCESS_TOKEN_DEFAULT_TTL, ACCESS_T
 use crate::domain::sid::AccessTokenSid;
 use crate::domain::status::FactorType;
 use crate::error::{ApiError, ApiResult};
-use crate::store::tokens::AccessTokenRow;
+use crate::store::services::ServiceRow;
+use crate::store::tokens::{AccessTokenRow, NewAccessToken};
 
 #[derive(Deserialize)]
 pub struct AccessTokenPath {
@@ -86,10 +87,23 @@ pub async fn create_access_token(
             .filter(|t| ACCESS_TOKEN_TTL.contains(t))
             .ok_or_else(|| bad("Ttl must be an integer between 60 and 300"))?,
     };
+    let row = mint_access_token(&state, service, identity, friendly_name, ttl).await?;
+    Ok(HttpResponse::Created().json(render(&state, &row)))
+}
+
+/// Issues and stores an access token for `identity` of `service` (validated parameters): what
+/// [`create_access_token`] does, and what a virtual device enrolling without a token is given.
+pub async fn mint_access_token(
+    state: &AppState,
+    service: ServiceRow,
+    identity: &str,
+    friendly_name: Option<&str>,
+    ttl: i64,
+) -> ApiResult<AccessTokenRow> {
     let now = state.clock.now();
-    let sid: String = AccessTokenSid::generate().into();
+    let sid = AccessTokenSid::generate();
     let claims = AccessTokenClaims {
-        jti: sid.clone(),
+        jti: sid.to_string(),
         account_sid: service.account_sid.clone(),
         service_sid: service.sid.clone(),
         identity: identity.to_owned(),
@@ -98,21 +112,17 @@ pub async fn create_access_token(
         iat: now,
         exp: now + ttl,
     };
-    let mut row = AccessTokenRow {
-        id: 0,
+    let new = NewAccessToken {
         sid,
-        service_id: service.id,
-        account_sid: service.account_sid,
-        service_sid: service.sid,
-        entity_identity: identity.to_owned(),
+        service: &service,
+        identity,
         factor_type: FactorType::Push,
-        factor_friendly_name: friendly_name.map(str::to_owned),
+        factor_friendly_name: friendly_name,
         token: state.token_key.seal(&claims),
         ttl,
-        date_created: now,
+        now,
     };
-    row.id = state.store.insert_access_token(&row).await?;
-    Ok(HttpResponse::Created().json(render(&state, &row)))
+    Ok(state.store.create_access_token(new).await?)
 }
 
 pub async fn fetch_access_token(

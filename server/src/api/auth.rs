@@ -35,7 +35,16 @@ pub struct AccountAuth {
 
 /// Splits `Authorization: Basic …` into username and password (at the first `:`).
 pub fn basic_credentials(req: &HttpRequest) -> Option<(String, String)> {
-    let value = req.headers().get(header::AUTHORIZATION)?.to_str().ok()?;
+    basic_from_value(authorization(req)?)
+}
+
+/// The `Authorization` header value of `req`, if it is text.
+fn authorization(req: &HttpRequest) -> Option<&str> {
+    req.headers().get(header::AUTHORIZATION)?.to_str().ok()
+}
+
+/// Splits a `Basic …` header value into username and password (at the first `:`).
+fn basic_from_value(value: &str) -> Option<(String, String)> {
     let (scheme, encoded) = value.trim().split_once(' ')?;
     if !scheme.eq_ignore_ascii_case("basic") {
         return None;
@@ -81,21 +90,35 @@ impl FromRequest for Caller {
     type Future = Pin<Box<dyn Future<Output = Result<Caller, ApiError>>>>;
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
-        let credentials = basic_credentials(req);
+        let value = authorization(req).map(str::to_owned);
         let state = req.app_data::<web::Data<AppState>>().cloned();
         Box::pin(async move {
-            let (Some((user, password)), Some(state)) = (credentials, state) else {
-                return Err(ApiError::Unauthenticated);
-            };
-            if user == DEVICE_USER {
-                return device_caller(&state, &password).await;
-            }
-            match state.accounts.authenticate(&user, &password).await? {
-                Some(account_sid) => Ok(Caller::Account { account_sid }),
-                None => Err(ApiError::Unauthenticated),
-            }
+            let Some(state) = state else { return Err(ApiError::Unauthenticated) };
+            caller_from_authorization(&state, value.as_deref()).await
         })
     }
+}
+
+/// The [`Caller`] an `Authorization` header value names: the one step from header to caller,
+/// shared by the extractor and by virtual devices (api/virtual_device.rs), which authenticate
+/// their calls exactly as a device's request is.
+pub async fn caller_from_authorization(state: &AppState, value: Option<&str>) -> Result<Caller, ApiError> {
+    let Some((user, password)) = value.and_then(basic_from_value) else {
+        return Err(ApiError::Unauthenticated);
+    };
+    if user == DEVICE_USER {
+        return device_caller(state, &password).await;
+    }
+    match state.accounts.authenticate(&user, &password).await? {
+        Some(account_sid) => Ok(Caller::Account { account_sid }),
+        None => Err(ApiError::Unauthenticated),
+    }
+}
+
+/// The `Authorization` header value a device sends: Basic `token:<token>` (a factor JWT or an
+/// access token).
+pub fn device_authorization(token: &str) -> String {
+    format!("Basic {}", STANDARD.encode(format!("{DEVICE_USER}:{token}")))
 }
 
 /// Authenticates a device: an access token (a 5-part JWE) or a factor JWT (a 3-part JWS whose

@@ -14,7 +14,7 @@ use serde_json::{Map, Value};
 use super::auth::{AccountAuth, Caller};
 use super::entities::{EntityItemPath, EntityScope};
 use super::paging::{list_response, PageRequest};
-use super::params::{Form, Query};
+use super::params::{Form, Params, Query};
 use super::{entity_of, json_or_null, param_sid, path_sid, service_of, AppState, Missing, State};
 use crate::crypto::device_jwt::{Jws, MAX_TOKEN_LEN};
 use crate::crypto::device_key::DeviceKey;
@@ -26,9 +26,9 @@ use crate::domain::rules::{
 use crate::domain::sid::{ChallengeSid, FactorSid, ServiceSid};
 use crate::domain::status::{ChallengeStatus, FactorStatus, FactorType, PushStatus};
 use crate::error::{ApiError, ApiResult};
-use crate::store::challenges::{ChallengeFilter, ChallengeRow};
+use crate::store::challenges::{ChallengeCreated, ChallengeFilter, ChallengeRow, NewChallenge};
 use crate::store::factors::FactorRow;
-use crate::store::is_foreign_key_violation;
+use crate::store::Page;
 
 #[derive(Serialize)]
 pub struct ChallengeBody {
@@ -135,38 +135,23 @@ pub async fn create_challenge(
     };
     let mut details = Map::new();
     details.insert("message".into(), Value::String(message.to_owned()));
-    if service.push_include_date {
+    if service.settings.push_include_date {
         details.insert("date".into(), Value::String(dates::format(now)));
     }
     details.insert("fields".into(), Value::Array(fields));
-    let mut challenge = ChallengeRow {
-        id: 0,
-        sid: ChallengeSid::generate().into(),
-        entity_id: factor.entity_id,
-        factor_id: factor.id,
-        account_sid: factor.account_sid.clone(),
-        service_sid: factor.service_sid.clone(),
-        entity_sid: factor.entity_sid.clone(),
-        identity: factor.identity.clone(),
-        factor_sid: factor.sid.clone(),
-        factor_type: factor.factor_type,
-        status: ChallengeStatus::Pending,
-        responded_reason: "none".to_owned(),
+    let new = NewChallenge {
+        sid: ChallengeSid::generate(),
+        factor: &factor,
         details: Value::Object(details).to_string(),
         hidden_details,
-        metadata: None,
         expiration_date,
-        date_responded: None,
-        date_created: now,
-        date_updated: now,
+        now,
     };
     // The push is stored with the Challenge, atomically; the worker sends it after the commit.
-    let push = crate::push::challenge_push(&service, &factor, &challenge, &state.push, None, now);
-    challenge.id = match state.store.insert_challenge_with_push(&challenge, push.as_ref()).await {
-        Ok(id) => id,
-        // The Factor was deleted since it was read.
-        Err(e) if is_foreign_key_violation(&e) => return Err(factor_not_found()),
-        Err(e) => return Err(e.into()),
+    let push = crate::push::challenge_push(&service, &factor, (&new).into(), &state.push, None, now);
+    let challenge = match state.store.create_challenge(new, push.as_ref()).await? {
+        ChallengeCreated::Created(challenge) => *challenge,
+        ChallengeCreated::FactorGone => return Err(factor_not_found()),
     };
     if push.is_some_and(|p| p.status == PushStatus::Queued) {
         state.push_wake.notify_one();
@@ -209,19 +194,36 @@ async fn challenge_for(state: &AppState, caller: &Caller, path: &EntityItemPath)
     Ok(challenge)
 }
 
-/// A Challenge response; pending ones carry the fields the device must sign.
-fn challenge_response(state: &AppState, challenge: &ChallengeRow, now: i64) -> HttpResponse {
+/// A Challenge as a fetch answers it: its body and, when pending, the fields the device must
+/// sign (`Twilio-Verify-Signature-Fields`).
+pub fn challenge_view(
+    state: &AppState,
+    challenge: &ChallengeRow,
+    now: i64,
+) -> (ChallengeBody, Option<&'static [&'static str]>) {
     let body = render(state, challenge, now);
+    let fields = (body.status == ChallengeStatus::Pending).then_some(&SIGNATURE_FIELDS[..]);
+    (body, fields)
+}
+
+/// A Challenge response; pending ones carry the fields the device must sign.
+pub fn challenge_response(state: &AppState, challenge: &ChallengeRow, now: i64) -> HttpResponse {
+    let (body, fields) = challenge_view(state, challenge, now);
     let mut response = HttpResponse::Ok();
-    if body.status == ChallengeStatus::Pending {
-        response.insert_header((SIGNATURE_FIELDS_HEADER, SIGNATURE_FIELDS.join(",")));
+    if let Some(fields) = fields {
+        response.insert_header((SIGNATURE_FIELDS_HEADER, fields.join(",")));
     }
     response.json(body)
 }
 
 pub async fn fetch_challenge(caller: Caller, state: State, path: web::Path<EntityItemPath>) -> ApiResult<HttpResponse> {
-    let challenge = challenge_for(&state, &caller, &path).await?;
+    let challenge = fetch_challenge_core(&state, &caller, &path).await?;
     Ok(challenge_response(&state, &challenge, state.clock.now()))
+}
+
+/// The core of [`fetch_challenge`], which virtual devices call too (api/virtual_device.rs).
+pub async fn fetch_challenge_core(state: &AppState, caller: &Caller, path: &EntityItemPath) -> ApiResult<ChallengeRow> {
+    challenge_for(state, caller, path).await
 }
 
 /// The device's answer (or a backend relaying one): verifies the `AuthPayload` JWS with the
@@ -233,7 +235,18 @@ pub async fn update_challenge(
     path: web::Path<EntityItemPath>,
     Form(p): Form,
 ) -> ApiResult<HttpResponse> {
-    let challenge = challenge_for(&state, &caller, &path).await?;
+    let updated = update_challenge_core(&state, &caller, &path, &p).await?;
+    Ok(challenge_response(&state, &updated, updated.date_updated))
+}
+
+/// The core of [`update_challenge`]: the Challenge as answered.
+pub async fn update_challenge_core(
+    state: &AppState,
+    caller: &Caller,
+    path: &EntityItemPath,
+    p: &Params,
+) -> ApiResult<ChallengeRow> {
+    let challenge = challenge_for(state, caller, path).await?;
     let payload = p.required("AuthPayload")?;
     if payload.chars().count() > MAX_TOKEN_LEN {
         return Err(ApiError::invalid("AuthPayload", format!("must be at most {MAX_TOKEN_LEN} characters long")));
@@ -260,12 +273,12 @@ pub async fn update_challenge(
     }
     let now = state.clock.now();
     check_answerable(&challenge, now)?;
-    let status = verified_answer(&state, &challenge, &factor, payload, now)?;
+    let status = verified_answer(state, &challenge, &factor, payload, now)?;
     let kind = if status == ChallengeStatus::Approved { "challenge.approved" } else { "challenge.denied" };
     let event = crate::webhooks::challenge_event(kind, &factor, &challenge, metadata.as_deref(), &state.webhooks, now);
     if !state.store.respond_challenge(challenge.id, status, metadata.as_deref(), now, &event).await? {
         // Answered or expired between the read and the write.
-        let current = challenge_for(&state, &caller, &path).await?;
+        let current = challenge_for(state, caller, path).await?;
         check_answerable(&current, now)?;
         return Err(ApiError::ChallengeResponded);
     }
@@ -276,7 +289,7 @@ pub async fn update_challenge(
     updated.metadata = metadata.or(updated.metadata);
     updated.date_responded = Some(now);
     updated.date_updated = now;
-    Ok(challenge_response(&state, &updated, now))
+    Ok(updated)
 }
 
 fn check_answerable(challenge: &ChallengeRow, now: i64) -> ApiResult<()> {
@@ -319,14 +332,50 @@ pub async fn list_challenge(
     path: web::Path<EntityScope>,
     Query(q): Query,
 ) -> ApiResult<HttpResponse> {
+    let list = list_challenge_core(&state, &caller, &path, &q).await?;
+    Ok(list.response(&state))
+}
+
+/// A page of Challenges as [`list_challenge`] found it.
+pub struct ChallengeList {
+    pub page: Page<ChallengeRow>,
+    request: PageRequest,
+    filters: Vec<(&'static str, String)>,
+    url: String,
+    now: i64,
+}
+
+impl ChallengeList {
+    /// The list response (Twilio's paging envelope).
+    pub fn response(self, state: &AppState) -> HttpResponse {
+        let now = self.now;
+        list_response(
+            "challenges",
+            &self.url,
+            &self.filters,
+            &self.request,
+            self.page,
+            |c| c.id,
+            |c| render(state, c, now),
+        )
+    }
+}
+
+/// The core of [`list_challenge`], which virtual devices call too (api/virtual_device.rs).
+pub async fn list_challenge_core(
+    state: &AppState,
+    caller: &Caller,
+    path: &EntityScope,
+    q: &Params,
+) -> ApiResult<ChallengeList> {
     let account_sid = caller.signed_scope(&path.service_sid, &path.identity)?;
     let device = caller.device_factor();
     let (entity_id, service_sid, identity) = match device {
         // A device's own Factor names its Entity (and exists only while they do): no lookups.
         Some(own) => (own.entity_id, own.service_sid.clone(), own.identity.clone()),
         None => {
-            let service = service_of(&state, account_sid, &path.service_sid).await?;
-            let entity = entity_of(&state, &service, &path.identity).await?;
+            let service = service_of(state, account_sid, &path.service_sid).await?;
+            let entity = entity_of(state, &service, &path.identity).await?;
             (entity.id, service.sid, entity.identity)
         }
     };
@@ -352,9 +401,9 @@ pub async fn list_challenge(
         }
         None => false,
     };
-    let request = PageRequest::from_query(&q, descending)?;
+    let request = PageRequest::from_query(q, descending)?;
     let now = state.clock.now();
     let page = state.store.list_challenges(entity_id, &filter, now, &request.window).await?;
     let url = state.urls.entity_child(&service_sid, &identity, "Challenges");
-    Ok(list_response("challenges", &url, &filters, &request, page, |c| c.id, |c| render(&state, c, now)))
+    Ok(ChallengeList { page, request, filters, url, now })
 }

@@ -20,7 +20,7 @@ use crate::domain::sid::CredentialSid;
 use crate::domain::status::CredentialType;
 use crate::error::{ApiError, ApiResult};
 use crate::push::secrets::Secret;
-use crate::store::credentials::CredentialRow;
+use crate::store::credentials::{CredentialRow, NewCredential};
 
 #[derive(Deserialize)]
 pub struct CredentialPath {
@@ -101,19 +101,16 @@ pub async fn create_credential(auth: AccountAuth, state: State, Form(p): Form) -
         other => other.parse::<CredentialType>().map_err(|_| ApiError::invalid("Type", "must be one of: apn, fcm"))?,
     };
     let secret = secret_from(kind, &p, None)?;
-    let now = state.clock.now();
-    let mut row = CredentialRow {
-        id: 0,
-        sid: CredentialSid::generate().into(),
-        account_sid: auth.account_sid,
-        friendly_name: p.text("FriendlyName", CREDENTIAL_FRIENDLY_NAME_MAX)?.map(str::to_owned),
+    let new = NewCredential {
+        sid: CredentialSid::generate(),
+        account_sid: &auth.account_sid,
+        friendly_name: p.text("FriendlyName", CREDENTIAL_FRIENDLY_NAME_MAX)?,
         r#type: kind,
         sandbox: p.bool("Sandbox")?.unwrap_or(false),
         secret: seal(&state, &secret)?,
-        date_created: now,
-        date_updated: now,
+        now: state.clock.now(),
     };
-    row.id = state.store.insert_credential(&row).await?;
+    let row = state.store.create_credential(new).await?;
     Ok(HttpResponse::Created().json(render(&state, &row)))
 }
 

@@ -12,8 +12,7 @@ use crate::domain::dates;
 use crate::domain::rules::is_valid_identity;
 use crate::domain::sid::EntitySid;
 use crate::error::{ApiError, ApiResult};
-use crate::store::entities::EntityRow;
-use crate::store::{is_check_violation, is_foreign_key_violation, is_unique_violation};
+use crate::store::entities::{EntityCreated, EntityRow, NewEntity};
 
 #[derive(Deserialize)]
 pub struct ServiceScope {
@@ -107,25 +106,13 @@ pub async fn create_entity(
     let service = service_of(&state, &auth.account_sid, &path.service_sid).await?;
     let identity = p.required("Identity")?;
     identity_param(identity)?;
-    let now = state.clock.now();
-    let entity = EntityRow {
-        id: 0,
-        sid: EntitySid::generate().into(),
-        service_id: service.id,
-        account_sid: service.account_sid,
-        service_sid: service.sid,
-        identity: identity.to_owned(),
-        date_created: now,
-        date_updated: now,
+    let new = NewEntity { sid: EntitySid::generate(), service: &service, identity, now: state.clock.now() };
+    let entity = match state.store.create_entity(&new, state.rate_limits == RateLimits::On).await? {
+        EntityCreated::Created(entity) => entity,
+        EntityCreated::Exists => return Err(ApiError::EntityExists),
+        EntityCreated::RateLimited => return Err(ApiError::EntityRateLimit),
+        EntityCreated::ServiceGone => return Err(Missing::Service(&service.sid).into()),
     };
-    match state.store.insert_entity(&entity, state.rate_limits == RateLimits::On).await {
-        Ok(()) => {}
-        Err(e) if is_unique_violation(&e) => return Err(ApiError::EntityExists),
-        Err(e) if is_check_violation(&e) => return Err(ApiError::EntityRateLimit),
-        // The Service was deleted meanwhile.
-        Err(e) if is_foreign_key_violation(&e) => return Err(Missing::Service(&entity.service_sid).into()),
-        Err(e) => return Err(e.into()),
-    }
     Ok(HttpResponse::Created().json(render(&state, &entity)))
 }
 

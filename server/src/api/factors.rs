@@ -25,9 +25,7 @@ use crate::domain::rules::{
 use crate::domain::sid::{CredentialSid, EntitySid, FactorSid, ServiceSid};
 use crate::domain::status::{FactorStatus, FactorType, NotificationPlatform};
 use crate::error::{ApiError, ApiResult};
-use crate::store::entities::EntityRow;
-use crate::store::factors::{FactorCreated, FactorLimits, FactorRow};
-use crate::store::is_foreign_key_violation;
+use crate::store::factors::{FactorCreated, FactorLimits, FactorRow, NewFactor};
 use crate::store::services::ServiceRow;
 use crate::webhooks;
 
@@ -137,55 +135,35 @@ pub async fn create_push_factor(
         return Err(ApiError::MissingParameter("Config.NotificationToken"));
     }
     let metadata = metadata_param(p)?;
-    let now = state.clock.now();
+    let credential_sid = CredentialSid::generate();
     let config = json!({
         "sdk_version": sdk_version,
         "app_id": app_id,
         "notification_platform": platform,
         "notification_token": token,
-        "credential_sid": CredentialSid::generate(),
+        "credential_sid": credential_sid,
     });
-    let entity = EntityRow {
-        id: 0,
-        sid: EntitySid::generate().into(),
-        service_id: service.id,
-        account_sid: service.account_sid.clone(),
-        service_sid: service.sid.clone(),
-        identity: identity.to_owned(),
-        date_created: now,
-        date_updated: now,
-    };
-    let factor = FactorRow {
-        id: 0,
-        sid: FactorSid::generate().into(),
-        entity_id: 0,
-        account_sid: service.account_sid.clone(),
-        service_sid: service.sid.clone(),
-        entity_sid: String::new(),
-        identity: identity.to_owned(),
-        friendly_name: friendly_name.to_owned(),
+    let now = state.clock.now();
+    let new = NewFactor {
+        sid: FactorSid::generate(),
+        service,
+        identity,
+        entity_sid: EntitySid::generate(),
+        friendly_name,
         factor_type: FactorType::Push,
-        status: FactorStatus::Unverified,
-        binding_alg: "ES256".to_owned(),
-        binding_public_key: public_key.to_owned(),
-        credential_sid: config["credential_sid"].as_str().unwrap_or_default().to_owned(),
+        binding_alg: "ES256",
+        binding_public_key: public_key,
+        credential_sid,
         config: config.to_string(),
         metadata,
-        date_created: now,
-        date_updated: now,
+        now,
     };
-    let event = webhooks::factor_event("factor.created", &factor, &state.webhooks, now);
     let limits = FactorLimits {
         per_type: MAX_PUSH_FACTORS_PER_ENTITY,
         per_day: (state.rate_limits == RateLimits::On).then_some(MAX_FACTORS_PER_ENTITY_PER_DAY),
     };
-    let created = match state.store.create_factor(&entity, factor, limits, &event).await {
-        Ok(created) => created,
-        // The Service was deleted meanwhile.
-        Err(e) if is_foreign_key_violation(&e) => return Err(Missing::Service(&service.sid).into()),
-        Err(e) => return Err(e.into()),
-    };
-    match created {
+    let event = |factor: &FactorRow| webhooks::factor_event("factor.created", factor, &state.webhooks, now);
+    match state.store.create_factor(&new, limits, event).await? {
         FactorCreated::Created(row) => {
             state.webhook_wake.notify_one();
             Ok(*row)
@@ -194,6 +172,7 @@ pub async fn create_push_factor(
         FactorCreated::DuplicateBinding => Err(ApiError::FactorExists),
         FactorCreated::DailyLimitReached => Err(ApiError::FactorRateLimit),
         FactorCreated::EntityRateLimited => Err(ApiError::EntityRateLimit),
+        FactorCreated::ServiceGone => Err(Missing::Service(&service.sid).into()),
     }
 }
 
@@ -205,14 +184,24 @@ pub async fn create_new_factor(
     path: web::Path<EntityScope>,
     Form(p): Form,
 ) -> ApiResult<HttpResponse> {
+    let factor = create_new_factor_core(&state, &caller, &path, &p).await?;
+    let binding = json!({"alg": factor.binding_alg, "public_key": factor.binding_public_key});
+    Ok(HttpResponse::Created().json(NewFactorBody { factor: render(&state, &factor), binding, options: Value::Null }))
+}
+
+/// The core of [`create_new_factor`], which virtual devices call too (api/virtual_device.rs).
+pub async fn create_new_factor_core(
+    state: &AppState,
+    caller: &Caller,
+    path: &EntityScope,
+    p: &Params,
+) -> ApiResult<FactorRow> {
     if caller.device_factor().is_some() {
         return Err(ApiError::Unauthenticated);
     }
     let account_sid = caller.scope(&path.service_sid, &path.identity)?;
-    let service = service_of(&state, account_sid, &path.service_sid).await?;
-    let factor = create_push_factor(&state, &service, &path.identity, &p).await?;
-    let binding = json!({"alg": factor.binding_alg, "public_key": factor.binding_public_key});
-    Ok(HttpResponse::Created().json(NewFactorBody { factor: render(&state, &factor), binding, options: Value::Null }))
+    let service = service_of(state, account_sid, &path.service_sid).await?;
+    create_push_factor(state, &service, &path.identity, p).await
 }
 
 async fn factor_of(state: &AppState, account_sid: &str, path: &EntityItemPath) -> ApiResult<FactorRow> {
@@ -233,8 +222,13 @@ async fn factor_for(state: &AppState, caller: &Caller, path: &EntityItemPath) ->
 }
 
 pub async fn fetch_factor(caller: Caller, state: State, path: web::Path<EntityItemPath>) -> ApiResult<HttpResponse> {
-    let factor = factor_for(&state, &caller, &path).await?;
+    let factor = fetch_factor_core(&state, &caller, &path).await?;
     Ok(HttpResponse::Ok().json(render(&state, &factor)))
+}
+
+/// The core of [`fetch_factor`].
+pub async fn fetch_factor_core(state: &AppState, caller: &Caller, path: &EntityItemPath) -> ApiResult<FactorRow> {
+    factor_for(state, caller, path).await
 }
 
 /// Applies an update body to a push Factor: `AuthPayload` verifies it, `FriendlyName` and
@@ -277,32 +271,49 @@ pub async fn update_factor(
     path: web::Path<EntityItemPath>,
     Form(p): Form,
 ) -> ApiResult<HttpResponse> {
-    let mut current = factor_for(&state, &caller, &path).await?;
+    let factor = update_factor_core(&state, &caller, &path, &p).await?;
+    Ok(HttpResponse::Ok().json(render(&state, &factor)))
+}
+
+/// The core of [`update_factor`]: the Factor as updated.
+pub async fn update_factor_core(
+    state: &AppState,
+    caller: &Caller,
+    path: &EntityItemPath,
+    p: &Params,
+) -> ApiResult<FactorRow> {
+    let mut current = factor_for(state, caller, path).await?;
     let now = state.clock.now();
     // Applied to the row as read and written only if it is still so: a lost race reads the
     // row again and reapplies, so concurrent updates all land and a verification happens once.
     // Each lost race is another update's success, so this ends.
     loop {
         let mut factor = current.clone();
-        apply_factor_update(&mut factor, &p, now)?;
+        apply_factor_update(&mut factor, p, now)?;
         let event = (current.status != FactorStatus::Verified && factor.status == FactorStatus::Verified)
             .then(|| webhooks::factor_event("factor.verified", &factor, &state.webhooks, now));
         if state.store.update_factor(&current, &factor, event.as_ref()).await? {
             if event.is_some() {
                 state.webhook_wake.notify_one();
             }
-            return Ok(HttpResponse::Ok().json(render(&state, &factor)));
+            return Ok(factor);
         }
-        current = factor_of(&state, &current.account_sid, &path).await?;
+        current = factor_of(state, &current.account_sid, path).await?;
     }
 }
 
 pub async fn delete_factor(caller: Caller, state: State, path: web::Path<EntityItemPath>) -> ApiResult<HttpResponse> {
-    let factor = factor_for(&state, &caller, &path).await?;
+    delete_factor_core(&state, &caller, &path).await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+/// The core of [`delete_factor`].
+pub async fn delete_factor_core(state: &AppState, caller: &Caller, path: &EntityItemPath) -> ApiResult<()> {
+    let factor = factor_for(state, caller, path).await?;
     let event = webhooks::factor_event("factor.deleted", &factor, &state.webhooks, state.clock.now());
     state.store.delete_factor(factor.id, &event).await?;
     state.webhook_wake.notify_one();
-    Ok(HttpResponse::NoContent().finish())
+    Ok(())
 }
 
 pub async fn list_factor(

@@ -13,13 +13,39 @@ use crate::error::ApiError;
 #[derive(Debug, Clone, Copy)]
 pub enum Missing<'a> {
     Service(&'a str),
-    Entity { service: &'a str, identity: &'a str },
-    Factor { service: &'a str, identity: &'a str, sid: &'a str },
-    Challenge { service: &'a str, identity: &'a str, sid: &'a str },
-    Webhook { service: &'a str, sid: &'a str },
-    AccessToken { service: &'a str, sid: &'a str },
+    Entity {
+        service: &'a str,
+        identity: &'a str,
+    },
+    Factor {
+        service: &'a str,
+        identity: &'a str,
+        sid: &'a str,
+    },
+    Challenge {
+        service: &'a str,
+        identity: &'a str,
+        sid: &'a str,
+    },
+    /// A Challenge named by its SID alone (`/_emulator/Challenges/{ChallengeSid}`).
+    EmulatorChallenge(&'a str),
+    Webhook {
+        service: &'a str,
+        sid: &'a str,
+    },
+    AccessToken {
+        service: &'a str,
+        sid: &'a str,
+    },
     Credential(&'a str),
     Form(&'a str),
+    /// A virtual device, by its Factor SID.
+    Device(&'a str),
+    /// A Challenge as a virtual device names it.
+    DeviceChallenge {
+        factor: &'a str,
+        sid: &'a str,
+    },
 }
 
 impl Missing<'_> {
@@ -34,10 +60,13 @@ impl Missing<'_> {
             Missing::Challenge { service, identity, sid } => {
                 format!("/v2/Services/{service}/Entities/{identity}/Challenges/{sid}")
             }
+            Missing::EmulatorChallenge(sid) => format!("/_emulator/Challenges/{sid}"),
             Missing::Webhook { service, sid } => format!("/v2/Services/{service}/Webhooks/{sid}"),
             Missing::AccessToken { service, sid } => format!("/v2/Services/{service}/AccessTokens/{sid}"),
             Missing::Credential(sid) => format!("/v1/Credentials/{sid}"),
             Missing::Form(form_type) => format!("/v2/Forms/{form_type}"),
+            Missing::Device(sid) => format!("/_emulator/Devices/{sid}"),
+            Missing::DeviceChallenge { factor, sid } => format!("/_emulator/Devices/{factor}/Challenges/{sid}"),
         }
     }
 }

@@ -1,5 +1,6 @@
-//! HTTP only: one file per Twilio resource (and `emulator.rs`, `health.rs` for the routes of
-//! this server's own), the auth extractors, form decoding, paging and URLs.
+//! HTTP only: one file per Twilio resource (and `emulator.rs`, `health.rs`, `devices.rs` for the
+//! routes of this server's own; `virtual_device.rs`, what a virtual device sends through the
+//! handlers' cores), the auth extractors, form decoding, paging and URLs.
 //!
 //! The route table below is the single place routes are declared: it registers the handlers
 //! and is exported as [`ROUTES`], which a test compares with `openapi.yaml`.
@@ -7,7 +8,9 @@
 pub mod access_tokens;
 pub mod auth;
 pub mod challenges;
+pub mod controls;
 pub mod credentials;
+pub mod devices;
 pub mod emulator;
 pub mod entities;
 pub mod factors;
@@ -21,6 +24,7 @@ pub mod params;
 mod params_props;
 pub mod services;
 pub mod urls;
+pub mod virtual_device;
 pub mod webhooks;
 
 use actix_web::body::{EitherBody, MessageBody};
@@ -59,12 +63,34 @@ pub struct AppState {
     pub webhooks: crate::webhooks::WebhookSettings,
     /// Wakes the webhook worker when an event is recorded.
     pub webhook_wake: std::sync::Arc<tokio::sync::Notify>,
+    /// The clock the test controls move (README, "Test controls"); `None` with
+    /// `--emulator-controls off`. Ask [`AppState::controls_on`].
+    pub emulated_clock: Option<std::sync::Arc<crate::clock::EmulatedClock>>,
     /// Set when a graceful shutdown begins: `/healthz` then answers 503 `draining`, so load
     /// balancers stop sending new requests while the open ones are answered.
     pub draining: std::sync::Arc<std::sync::atomic::AtomicBool>,
 }
 
+impl AppState {
+    /// Whether the test controls are served (`--emulator-controls`): without them their routes
+    /// ([`CONTROL_ROUTES`]) answer 404 as unknown paths do.
+    pub fn controls_on(&self) -> bool {
+        self.emulated_clock.is_some()
+    }
+}
+
 pub type State = web::Data<AppState>;
+
+/// The routes of the test controls, served only while [`AppState::controls_on`].
+pub const CONTROL_ROUTES: &[&str] = &[
+    "/_emulator/Clock",
+    "/_emulator/Challenges/{ChallengeSid}",
+    "/_emulator/Reset",
+    "/_emulator/Devices",
+    "/_emulator/Devices/{FactorSid}",
+    "/_emulator/Devices/{FactorSid}/Challenges",
+    "/_emulator/Devices/{FactorSid}/Challenges/{ChallengeSid}",
+];
 
 /// Declares the routes once: `configure` registers them, `ROUTES` lists them.
 macro_rules! routes {
@@ -79,7 +105,11 @@ macro_rules! routes {
                     web::resource($path)
                         $( .route(web::method(Method::$method).to($handler)) )+
                         .default_service(web::to(method_not_allowed))
-                        .wrap(actix_web::middleware::from_fn(refuse_nul_in_path)),
+                        .wrap(actix_web::middleware::from_fn(refuse_nul_in_path))
+                        .wrap(actix_web::middleware::Condition::new(
+                            CONTROL_ROUTES.contains(&$path),
+                            actix_web::middleware::from_fn(controls_only),
+                        )),
                 );
             )+
         }
@@ -145,6 +175,14 @@ routes! {
         GET => emulator::list_webhook_deliveries,
         DELETE => emulator::delete_webhook_deliveries,
     },
+    "/_emulator/Clock" => { GET => controls::fetch_clock, POST => controls::update_clock },
+    "/_emulator/Challenges/{ChallengeSid}" => { POST => controls::update_challenge },
+    "/_emulator/Reset" => { POST => controls::create_reset },
+    // Emulator controls: virtual devices (one group, so that one switch can remove them).
+    "/_emulator/Devices" => { POST => devices::create_device, GET => devices::list_devices },
+    "/_emulator/Devices/{FactorSid}" => { GET => devices::fetch_device, DELETE => devices::delete_device },
+    "/_emulator/Devices/{FactorSid}/Challenges" => { GET => devices::list_device_challenges },
+    "/_emulator/Devices/{FactorSid}/Challenges/{ChallengeSid}" => { POST => devices::update_device_challenge },
 }
 
 /// Refuses a path segment that holds U+0000 (`%00`) with 400 naming its parameter: PostgreSQL
@@ -156,6 +194,18 @@ async fn refuse_nul_in_path(
 ) -> Result<ServiceResponse<EitherBody<impl MessageBody>>, actix_web::Error> {
     if let Some((name, _)) = req.match_info().iter().find(|(_, value)| value.contains('\0')) {
         let error = ApiError::NulCharacter(name.to_owned());
+        return Ok(req.error_response(error).map_into_right_body());
+    }
+    next.call(req).await.map(ServiceResponse::map_into_left_body)
+}
+
+/// Answers a test control's route as an unknown path (any method) while the controls are off.
+async fn controls_only(
+    req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<EitherBody<impl MessageBody>>, actix_web::Error> {
+    if !req.app_data::<State>().is_some_and(|state| state.controls_on()) {
+        let error = ApiError::NotFound(req.path().to_owned());
         return Ok(req.error_response(error).map_into_right_body());
     }
     next.call(req).await.map(ServiceResponse::map_into_left_body)

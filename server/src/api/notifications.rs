@@ -14,8 +14,7 @@ use crate::domain::sid::ChallengeSid;
 use crate::domain::status::{ChallengeStatus, PushStatus};
 use crate::error::{ApiError, ApiResult};
 use crate::push::{challenge_push, Resend};
-use crate::store::is_foreign_key_violation;
-use crate::store::pushes::NotificationRow;
+use crate::store::notifications::{NewNotification, NotificationCreated};
 
 /// Notifications one Challenge may have.
 pub const MAX_NOTIFICATIONS: i64 = 3;
@@ -70,29 +69,19 @@ pub async fn create_notification(
         .factor(&auth.account_sid, &service.sid, &path.identity, &challenge.factor_sid)
         .await?
         .ok_or_else(not_found)?;
-    let notification = NotificationRow {
-        id: 0,
-        sid: "NT".to_owned() + &crate::domain::sid::random_hex::<16>(),
-        challenge_id: challenge.id,
-        account_sid: challenge.account_sid.clone(),
-        service_sid: challenge.service_sid.clone(),
-        entity_sid: challenge.entity_sid.clone(),
-        identity: challenge.identity.clone(),
-        challenge_sid: challenge.sid.clone(),
-        priority: "high".to_owned(),
-        ttl,
-        date_created: now,
-    };
-    let resend = Resend { notification_sid: &notification.sid, ttl };
-    let push = challenge_push(&service, &factor, &challenge, &state.push, Some(resend), now)
+    let push = challenge_push(&service, &factor, (&challenge).into(), &state.push, Some(Resend { ttl }), now)
         .ok_or(ApiError::NotificationPlatformNone)?;
-    match state.store.insert_notification_with_push(&notification, &push, MAX_NOTIFICATIONS).await {
-        Ok(true) => {}
-        Ok(false) => return Err(ApiError::NotificationLimit(MAX_NOTIFICATIONS)),
-        // The Challenge was deleted (with its Factor or Entity) since it was read.
-        Err(e) if is_foreign_key_violation(&e) => return Err(not_found()),
-        Err(e) => return Err(e.into()),
-    }
+    let new = NewNotification {
+        sid: "NT".to_owned() + &crate::domain::sid::random_hex::<16>(),
+        challenge: &challenge,
+        ttl,
+        now,
+    };
+    let notification = match state.store.create_notification(new, &push, MAX_NOTIFICATIONS).await? {
+        NotificationCreated::Created(notification) => notification,
+        NotificationCreated::LimitReached => return Err(ApiError::NotificationLimit(MAX_NOTIFICATIONS)),
+        NotificationCreated::ChallengeGone => return Err(not_found()),
+    };
     if push.status == PushStatus::Queued {
         state.push_wake.notify_one();
     }

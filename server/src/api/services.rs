@@ -12,7 +12,7 @@ use crate::domain::rules::{SERVICE_FRIENDLY_NAME_MAX, TOTP_CODE_LENGTH, TOTP_ISS
 use crate::domain::sid::{CredentialSid, ServiceSid, WrongSid};
 use crate::domain::status::CredentialType;
 use crate::error::{ApiError, ApiResult};
-use crate::store::services::ServiceRow;
+use crate::store::services::{NewService, ServiceRow, ServiceSettings};
 
 #[derive(Deserialize)]
 pub struct ServicePath {
@@ -117,12 +117,12 @@ struct ServiceLinks {
 }
 
 fn render(state: &State, s: &ServiceRow) -> ServiceBody {
-    let other: OtherSettings = serde_json::from_str(&s.settings).unwrap_or_default();
+    let other: OtherSettings = serde_json::from_str(&s.settings.other).unwrap_or_default();
     let child = |name: &str| state.urls.service_child(&s.sid, name);
     ServiceBody {
         sid: s.sid.clone(),
         account_sid: s.account_sid.clone(),
-        friendly_name: s.friendly_name.clone(),
+        friendly_name: s.settings.friendly_name.clone(),
         code_length: other.code_length.unwrap_or(6),
         lookup_enabled: other.lookup_enabled.unwrap_or(false),
         psd2_enabled: other.psd2_enabled.unwrap_or(false),
@@ -132,15 +132,15 @@ fn render(state: &State, s: &ServiceRow) -> ServiceBody {
         do_not_share_warning_enabled: other.do_not_share_warning_enabled.unwrap_or(false),
         custom_code_enabled: other.custom_code_enabled.unwrap_or(false),
         push: PushBody {
-            include_date: s.push_include_date,
-            apn_credential_sid: s.push_apn_credential_sid.clone(),
-            fcm_credential_sid: s.push_fcm_credential_sid.clone(),
+            include_date: s.settings.push_include_date,
+            apn_credential_sid: s.settings.push_apn_credential_sid.clone(),
+            fcm_credential_sid: s.settings.push_fcm_credential_sid.clone(),
         },
         totp: TotpBody {
-            issuer: s.totp_issuer.clone(),
-            time_step: s.totp_time_step,
-            code_length: s.totp_code_length,
-            skew: s.totp_skew,
+            issuer: s.settings.totp_issuer.clone(),
+            time_step: s.settings.totp_time_step,
+            code_length: s.settings.totp_code_length,
+            skew: s.settings.totp_skew,
         },
         default_template_sid: other.default_template_sid,
         whatsapp: WhatsappBody { msg_service_sid: other.whatsapp_msg_service_sid, from: other.whatsapp_from },
@@ -179,7 +179,7 @@ where
 }
 
 /// Applies every settable parameter present in `p` to `s` (create and update share this).
-fn apply(s: &mut ServiceRow, p: &Params) -> ApiResult<()> {
+fn apply(s: &mut ServiceSettings, p: &Params) -> ApiResult<()> {
     if let Some(name) = p.text("FriendlyName", SERVICE_FRIENDLY_NAME_MAX)? {
         if name.trim().is_empty() {
             return Err(ApiError::invalid("FriendlyName", "must not be empty"));
@@ -208,7 +208,7 @@ fn apply(s: &mut ServiceRow, p: &Params) -> ApiResult<()> {
         s.totp_skew = Some(v);
     }
 
-    let mut o: OtherSettings = serde_json::from_str(&s.settings).unwrap_or_default();
+    let mut o: OtherSettings = serde_json::from_str(&s.other).unwrap_or_default();
     macro_rules! set {
         ($field:ident, $value:expr) => {
             if let Some(v) = $value {
@@ -252,19 +252,19 @@ fn apply(s: &mut ServiceRow, p: &Params) -> ApiResult<()> {
     set!(passkeys_discoverable_credentials, p.bool("Passkeys.DiscoverableCredentials")?);
     set!(passkeys_user_verification, p.one_of("Passkeys.UserVerification", &["required", "preferred", "discouraged"])?);
     set!(verify_event_subscription_enabled, p.bool("VerifyEventSubscriptionEnabled")?);
-    s.settings = serde_json::to_string(&o).map_err(anyhow::Error::from)?;
+    s.other = serde_json::to_string(&o).map_err(anyhow::Error::from)?;
     Ok(())
 }
 
 /// Credential SIDs given in `p` must name this account's credentials of the right type.
-async fn check_credentials(state: &State, service: &ServiceRow, p: &Params) -> ApiResult<()> {
+async fn check_credentials(state: &State, account_sid: &str, service: &ServiceSettings, p: &Params) -> ApiResult<()> {
     let pairs = [
         ("Push.ApnCredentialSid", CredentialType::Apn, &service.push_apn_credential_sid),
         ("Push.FcmCredentialSid", CredentialType::Fcm, &service.push_fcm_credential_sid),
     ];
     for (name, kind, sid) in pairs {
         let Some(sid) = sid.as_deref().filter(|_| p.has(name)) else { continue };
-        match state.store.credential(&service.account_sid, sid).await? {
+        match state.store.credential(account_sid, sid).await? {
             Some(c) if c.r#type == kind => {}
             Some(_) => return Err(ApiError::invalid(name, format!("{sid} is not an {kind} credential"))),
             None => return Err(ApiError::invalid(name, format!("no credential {sid} in this account"))),
@@ -274,27 +274,12 @@ async fn check_credentials(state: &State, service: &ServiceRow, p: &Params) -> A
 }
 
 pub async fn create_service(auth: AccountAuth, state: State, Form(p): Form) -> ApiResult<HttpResponse> {
-    p.required("FriendlyName")?;
-    let now = state.clock.now();
-    let mut service = ServiceRow {
-        id: 0,
-        sid: ServiceSid::generate().into(),
-        account_sid: auth.account_sid,
-        friendly_name: String::new(),
-        push_include_date: false,
-        push_apn_credential_sid: None,
-        push_fcm_credential_sid: None,
-        totp_issuer: None,
-        totp_time_step: None,
-        totp_code_length: None,
-        totp_skew: None,
-        settings: "{}".to_owned(),
-        date_created: now,
-        date_updated: now,
-    };
-    apply(&mut service, &p)?;
-    check_credentials(&state, &service, &p).await?;
-    service.id = state.store.insert_service(&service).await?;
+    let mut settings = ServiceSettings::named(p.required("FriendlyName")?);
+    apply(&mut settings, &p)?;
+    check_credentials(&state, &auth.account_sid, &settings, &p).await?;
+    let new =
+        NewService { sid: ServiceSid::generate(), account_sid: &auth.account_sid, settings, now: state.clock.now() };
+    let service = state.store.create_service(new).await?;
     Ok(HttpResponse::Created().json(render(&state, &service)))
 }
 
@@ -319,11 +304,10 @@ pub async fn update_service(
     // reapplies), so that concurrent updates all land.
     loop {
         let current = service_of(&state, &auth.account_sid, &path.sid).await?;
-        let mut service = current.clone();
-        apply(&mut service, &p)?;
-        check_credentials(&state, &service, &p).await?;
-        service.date_updated = now;
-        if state.store.update_service(&current, &service).await? {
+        let mut settings = current.settings.clone();
+        apply(&mut settings, &p)?;
+        check_credentials(&state, &auth.account_sid, &settings, &p).await?;
+        if let Some(service) = state.store.update_service(&current, settings, now).await? {
             return Ok(HttpResponse::Ok().json(render(&state, &service)));
         }
     }

@@ -14,7 +14,7 @@ use crate::domain::rules::{is_http_url, WEBHOOK_EVENT_TYPES, WEBHOOK_FRIENDLY_NA
 use crate::domain::sid::WebhookSid;
 use crate::domain::status::WebhookStatus;
 use crate::error::{ApiError, ApiResult};
-use crate::store::webhooks::WebhookRow;
+use crate::store::webhooks::{NewWebhook, WebhookRow, WebhookSettings};
 
 #[derive(Deserialize)]
 pub struct WebhookPath {
@@ -46,19 +46,19 @@ fn render(state: &AppState, w: &WebhookRow) -> WebhookBody {
         sid: w.sid.clone(),
         account_sid: w.account_sid.clone(),
         service_sid: w.service_sid.clone(),
-        friendly_name: w.friendly_name.clone(),
-        event_types: w.event_types.split(',').filter(|e| !e.is_empty()).map(str::to_owned).collect(),
+        friendly_name: w.settings.friendly_name.clone(),
+        event_types: w.settings.event_types.split(',').filter(|e| !e.is_empty()).map(str::to_owned).collect(),
         webhook_method: w.webhook_method.clone(),
-        webhook_url: w.webhook_url.clone(),
-        status: w.status,
-        version: w.version.clone(),
+        webhook_url: w.settings.webhook_url.clone(),
+        status: w.settings.status,
+        version: w.settings.version.clone(),
         date_created: dates::format(w.date_created),
         date_updated: dates::format(w.date_updated),
     }
 }
 
 /// Applies every parameter present in `p` to `w` (create checks the required ones first).
-fn apply(w: &mut WebhookRow, p: &Params) -> ApiResult<()> {
+fn apply(w: &mut WebhookSettings, p: &Params) -> ApiResult<()> {
     if let Some(name) = p.text("FriendlyName", WEBHOOK_FRIENDLY_NAME_MAX)? {
         w.friendly_name = name.to_owned();
     }
@@ -102,29 +102,23 @@ pub async fn create_webhook(
     Form(p): Form,
 ) -> ApiResult<HttpResponse> {
     let service = service_of(&state, &auth.account_sid, &path.service_sid).await?;
-    p.required("FriendlyName")?;
-    if p.all("EventTypes").iter().all(|e| e.trim().is_empty()) {
+    let friendly_name = p.required("FriendlyName")?;
+    let event_types = p.all("EventTypes");
+    if event_types.iter().all(|e| e.trim().is_empty()) {
         return Err(ApiError::MissingParameter("EventTypes"));
     }
-    p.required("WebhookUrl")?;
-    let now = state.clock.now();
-    let mut webhook = WebhookRow {
-        id: 0,
-        sid: WebhookSid::generate().into(),
-        service_id: service.id,
-        account_sid: service.account_sid,
-        service_sid: service.sid,
-        friendly_name: String::new(),
-        event_types: String::new(),
-        webhook_url: String::new(),
-        webhook_method: "POST".to_owned(),
+    let webhook_url = p.required("WebhookUrl")?;
+    // As given; `apply` validates each and normalises the event types.
+    let mut settings = WebhookSettings {
+        friendly_name: friendly_name.to_owned(),
+        event_types: event_types.join(","),
+        webhook_url: webhook_url.to_owned(),
         status: WebhookStatus::Enabled,
         version: "v2".to_owned(),
-        date_created: now,
-        date_updated: now,
     };
-    apply(&mut webhook, &p)?;
-    webhook.id = state.store.insert_webhook(&webhook).await?;
+    apply(&mut settings, &p)?;
+    let new = NewWebhook { sid: WebhookSid::generate(), service: &service, settings, now: state.clock.now() };
+    let webhook = state.store.create_webhook(new).await?;
     Ok(HttpResponse::Created().json(render(&state, &webhook)))
 }
 
@@ -154,10 +148,9 @@ pub async fn update_webhook(
     // reapplies), so that concurrent updates all land.
     loop {
         let current = webhook_of(&state, &auth.account_sid, &path).await?;
-        let mut webhook = current.clone();
-        apply(&mut webhook, &p)?;
-        webhook.date_updated = now;
-        if state.store.update_webhook(&current, &webhook).await? {
+        let mut settings = current.settings.clone();
+        apply(&mut settings, &p)?;
+        if let Some(webhook) = state.store.update_webhook(&current, settings, now).await? {
             return Ok(HttpResponse::Ok().json(render(&state, &webhook)));
         }
     }

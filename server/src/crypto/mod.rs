@@ -1,5 +1,6 @@
 //! Cryptography of the server: enrollment access tokens (JWE, [`access_token`]), device keys and
-//! the JWTs devices sign with them ([`device_key`], [`device_jwt`]), encryption of stored secrets
+//! the JWTs devices sign with them ([`device_key`], [`device_jwt`]; [`device_sign`] signs them as a
+//! virtual device), encryption of stored secrets
 //! ([`secretbox`]), and the helpers below (base64, SHA-256, constant-time comparison of secrets).
 //! No I/O: functions over bytes (and, to seal, random nonces); nothing logs secrets.
 
@@ -10,6 +11,7 @@ pub mod device_jwt;
 #[cfg(test)]
 mod device_jwt_props;
 pub mod device_key;
+pub mod device_sign;
 pub mod secretbox;
 
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};

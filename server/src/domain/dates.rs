@@ -15,6 +15,17 @@ pub fn format(unix: i64) -> String {
         .unwrap_or_else(|| "1970-01-01T00:00:00Z".to_owned())
 }
 
+/// Formats Unix seconds as an HTTP date (`Thu, 30 Jul 2015 20:00:00 GMT`), for the `Date`
+/// header the SDKs re-sync their clocks from (docs/protocol/device-protocol.md#clock-sync).
+pub fn http(unix: i64) -> String {
+    let format =
+        format_description!("[weekday repr:short], [day] [month repr:short] [year] [hour]:[minute]:[second] GMT");
+    OffsetDateTime::from_unix_timestamp(unix)
+        .ok()
+        .and_then(|t| t.format(&format).ok())
+        .unwrap_or_else(|| "Thu, 01 Jan 1970 00:00:00 GMT".to_owned())
+}
+
 /// Parses an ISO 8601 / RFC 3339 date-time (any offset, optional fractions) into Unix seconds.
 /// The helper libraries send `YYYY-MM-DDTHH:MM:SSZ`, but pass a user's own string through.
 pub fn parse(text: &str) -> Option<i64> {
@@ -34,6 +45,12 @@ mod tests {
     fn formats_whole_seconds_in_utc_with_literal_z() {
         assert_eq!(format(1_438_286_400), "2015-07-30T20:00:00Z");
         assert_eq!(format(0), "1970-01-01T00:00:00Z");
+    }
+
+    #[test]
+    fn formats_http_dates() {
+        assert_eq!(http(1_438_286_400), "Thu, 30 Jul 2015 20:00:00 GMT");
+        assert_eq!(http(0), "Thu, 01 Jan 1970 00:00:00 GMT");
     }
 
     #[test]

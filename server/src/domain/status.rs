@@ -103,6 +103,18 @@ words! {
     }
     /// The outcome of one logged attempt of either outbox (`*_attempts.outcome`).
     AttemptResult { Sent => "sent", Retry => "retry", Failed => "failed" }
+    /// Which SDK a virtual device imitates on the wire (docs/protocol/device-protocol.md#form-encoding).
+    DeviceStyle { Android => "android", Ios => "ios" }
+}
+
+impl DeviceStyle {
+    /// The push platform this SDK registers a token with.
+    pub fn platform(self) -> NotificationPlatform {
+        match self {
+            DeviceStyle::Android => NotificationPlatform::Fcm,
+            DeviceStyle::Ios => NotificationPlatform::Apn,
+        }
+    }
 }
 
 impl ChallengeStatus {

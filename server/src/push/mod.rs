@@ -18,9 +18,9 @@ use std::time::Duration;
 use serde_json::{json, Map, Value};
 
 use crate::domain::dates;
-use crate::store::challenges::ChallengeRow;
+use crate::store::challenges::{ChallengeRow, NewChallenge};
 use crate::store::factors::FactorRow;
-use crate::store::pushes::PushRow;
+use crate::store::pushes::{NewPush, PushRow};
 use crate::store::services::ServiceRow;
 
 /// Where pushes go and how hard to try.
@@ -55,10 +55,31 @@ pub const PUSH_TYPE: &str = "verify_push_challenge";
 
 /// A re-send requested through the Notifications resource.
 #[derive(Debug, Clone, Copy)]
-pub struct Resend<'a> {
-    pub notification_sid: &'a str,
+pub struct Resend {
     /// Seconds the push stays deliverable; 0 = one attempt, now.
     pub ttl: i64,
+}
+
+/// What a push says of the Challenge it announces: a stored one (re-sent) or one being created.
+#[derive(Debug, Clone, Copy)]
+pub struct Announced<'a> {
+    pub sid: &'a str,
+    /// `{"message", "date"?, "fields"}` as JSON text.
+    pub details: &'a str,
+    pub date_created: i64,
+    pub expiration_date: i64,
+}
+
+impl<'a> From<&'a ChallengeRow> for Announced<'a> {
+    fn from(c: &'a ChallengeRow) -> Announced<'a> {
+        Announced { sid: &c.sid, details: &c.details, date_created: c.date_created, expiration_date: c.expiration_date }
+    }
+}
+
+impl<'a> From<&'a NewChallenge<'_>> for Announced<'a> {
+    fn from(c: &'a NewChallenge<'_>) -> Announced<'a> {
+        Announced { sid: &c.sid, details: &c.details, date_created: c.now, expiration_date: c.expiration_date }
+    }
 }
 
 /// The push announcing `challenge` to `factor`'s device, or `None` when the factor has no push
@@ -66,30 +87,30 @@ pub struct Resend<'a> {
 pub fn challenge_push(
     service: &ServiceRow,
     factor: &FactorRow,
-    challenge: &ChallengeRow,
+    challenge: Announced<'_>,
     settings: &PushSettings,
-    resend: Option<Resend<'_>>,
+    resend: Option<Resend>,
     now: i64,
-) -> Option<PushRow> {
+) -> Option<NewPush> {
     let config: Map<String, Value> = serde_json::from_str(&factor.config).ok()?;
     let platform: NotificationPlatform = config.get("notification_platform")?.as_str()?.parse().ok()?;
     let target = config.get("notification_token")?.as_str()?.to_owned();
     let topic = config.get("app_id").and_then(Value::as_str).unwrap_or_default().to_owned();
     let credential_sid = match platform {
-        NotificationPlatform::Apn => service.push_apn_credential_sid.clone(),
-        NotificationPlatform::Fcm => service.push_fcm_credential_sid.clone(),
+        NotificationPlatform::Apn => service.settings.push_apn_credential_sid.clone(),
+        NotificationPlatform::Fcm => service.settings.push_fcm_credential_sid.clone(),
         NotificationPlatform::None => return None,
     };
-    let details: Map<String, Value> = serde_json::from_str(&challenge.details).unwrap_or_default();
+    let details: Map<String, Value> = serde_json::from_str(challenge.details).unwrap_or_default();
     let message = details.get("message").and_then(Value::as_str).unwrap_or_default();
-    let date = service.push_include_date.then(|| dates::format(challenge.date_created));
+    let date = service.settings.push_include_date.then(|| dates::format(challenge.date_created));
     let expires_at = match resend {
         Some(r) => now + r.ttl.max(30),
         None => challenge.expiration_date,
     };
     let mut custom = Map::new();
     custom.insert("type".into(), PUSH_TYPE.into());
-    custom.insert("challenge_sid".into(), challenge.sid.clone().into());
+    custom.insert("challenge_sid".into(), challenge.sid.into());
     custom.insert("factor_sid".into(), factor.sid.clone().into());
     custom.insert("message".into(), message.into());
     if let Some(date) = &date {
@@ -113,13 +134,7 @@ pub fn challenge_push(
         .to_string(),
     };
     let recorded = credential_sid.is_none();
-    Some(PushRow {
-        id: 0,
-        account_sid: challenge.account_sid.clone(),
-        service_sid: challenge.service_sid.clone(),
-        factor_sid: factor.sid.clone(),
-        challenge_sid: challenge.sid.clone(),
-        notification_sid: resend.map(|r| r.notification_sid.to_owned()),
+    Some(NewPush {
         platform,
         target,
         credential_sid,
@@ -127,13 +142,8 @@ pub fn challenge_push(
         payload,
         expires_at,
         status: if recorded { PushStatus::Recorded } else { PushStatus::Queued },
-        attempts: 0,
         max_attempts: if resend.is_some_and(|r| r.ttl == 0) { 1 } else { settings.max_attempts },
-        next_attempt_at: now,
-        lease_until: None,
-        last_error: None,
-        date_created: now,
-        date_updated: now,
+        now,
     })
 }
 

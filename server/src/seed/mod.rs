@@ -30,8 +30,8 @@ use crate::push::secrets::Secret;
 use crate::store::accounts::{AccountRow, ApiKeyRow};
 use crate::store::credentials::CredentialRow;
 use crate::store::seed::{Owned, SeedCounts, SeedWrites};
-use crate::store::services::ServiceRow;
-use crate::store::webhooks::WebhookRow;
+use crate::store::services::{ServiceRow, ServiceSettings};
+use crate::store::webhooks::{WebhookRow, WebhookSettings};
 use crate::store::Store;
 
 /// A seed file, parsed and checked as far as the file alone allows.
@@ -245,15 +245,16 @@ impl Seed {
                     id: 0,
                     sid: service.sid.to_string(),
                     account_sid: account_sid.clone(),
-                    friendly_name: service.friendly_name.0.clone(),
-                    push_include_date: service.push.include_date,
-                    push_apn_credential_sid: sid_of(&service.push.apn_credential_sid),
-                    push_fcm_credential_sid: sid_of(&service.push.fcm_credential_sid),
-                    totp_issuer: service.totp.issuer.as_ref().map(|i| i.0.clone()),
-                    totp_time_step: service.totp.time_step.map(|v| v.0),
-                    totp_code_length: service.totp.code_length.map(|v| v.0),
-                    totp_skew: service.totp.skew.map(|v| v.0),
-                    settings: "{}".to_owned(),
+                    settings: ServiceSettings {
+                        push_include_date: service.push.include_date,
+                        push_apn_credential_sid: sid_of(&service.push.apn_credential_sid),
+                        push_fcm_credential_sid: sid_of(&service.push.fcm_credential_sid),
+                        totp_issuer: service.totp.issuer.as_ref().map(|i| i.0.clone()),
+                        totp_time_step: service.totp.time_step.map(|v| v.0),
+                        totp_code_length: service.totp.code_length.map(|v| v.0),
+                        totp_skew: service.totp.skew.map(|v| v.0),
+                        ..ServiceSettings::named(&service.friendly_name.0)
+                    },
                     date_created: now,
                     date_updated: now,
                 });
@@ -270,12 +271,14 @@ impl Seed {
                         service_id: 0,
                         account_sid: account_sid.clone(),
                         service_sid: service.sid.to_string(),
-                        friendly_name: webhook.friendly_name.0.clone(),
-                        event_types: webhook.event_types.0.join(","),
-                        webhook_url: webhook.webhook_url.0.clone(),
                         webhook_method: "POST".to_owned(),
-                        status: webhook.status.as_ref().map_or(WebhookStatus::Enabled, |s| s.value),
-                        version: webhook.version.as_ref().map_or(Version::V2, |v| v.value).as_str().to_owned(),
+                        settings: WebhookSettings {
+                            friendly_name: webhook.friendly_name.0.clone(),
+                            event_types: webhook.event_types.0.join(","),
+                            webhook_url: webhook.webhook_url.0.clone(),
+                            status: webhook.status.as_ref().map_or(WebhookStatus::Enabled, |s| s.value),
+                            version: webhook.version.as_ref().map_or(Version::V2, |v| v.value).as_str().to_owned(),
+                        },
                         date_created: now,
                         date_updated: now,
                     };

@@ -4,10 +4,13 @@
 //! written that yet: reads and list filters treat it so.
 
 use super::deliveries::NewEvent;
+use super::factors::FactorRow;
+use super::pushes::{Announcing, NewPush};
 use super::script::Script;
-use super::{on_pool, Arg, Page, Sql, Store, Window};
+use super::{insert_sql, on_pool, violation, Arg, Page, Sql, Store, Violation, Window};
 use std::sync::LazyLock;
 
+use crate::domain::sid::ChallengeSid;
 use crate::domain::status::{ChallengeStatus, FactorType};
 
 #[derive(Debug, Clone, sqlx::FromRow)]
@@ -40,6 +43,96 @@ pub(crate) const COLUMNS: &str = "id, sid, entity_id, factor_id, account_sid, se
     identity, factor_sid, factor_type, status, responded_reason, details, hidden_details, \
     metadata, expiration_date, date_responded, date_created, date_updated";
 
+/// The columns a Challenge's creation sets, in the order of [`NewChallenge::args`].
+const INSERT_COLUMNS: &str = "sid, entity_id, factor_id, account_sid, service_sid, entity_sid, identity, \
+    factor_sid, factor_type, status, responded_reason, details, hidden_details, expiration_date, date_created, \
+    date_updated";
+
+/// What a new Challenge's `responded_reason` is.
+const NOT_RESPONDED: &str = "none";
+
+/// A Challenge to create for `factor`. It starts pending.
+#[derive(Debug)]
+pub struct NewChallenge<'a> {
+    pub sid: ChallengeSid,
+    pub factor: &'a FactorRow,
+    /// `{"message", "date"?, "fields"}` as JSON text.
+    pub details: String,
+    pub hidden_details: Option<String>,
+    pub expiration_date: i64,
+    pub now: i64,
+}
+
+impl NewChallenge<'_> {
+    /// The values of [`INSERT_COLUMNS`].
+    fn args(&self) -> [Arg; 16] {
+        let f = self.factor;
+        [
+            Arg::text(&self.sid),
+            Arg::Int(f.entity_id),
+            Arg::Int(f.id),
+            Arg::text(&f.account_sid),
+            Arg::text(&f.service_sid),
+            Arg::text(&f.entity_sid),
+            Arg::text(&f.identity),
+            Arg::text(&f.sid),
+            Arg::text(f.factor_type.as_str()),
+            Arg::text(ChallengeStatus::Pending.as_str()),
+            Arg::text(NOT_RESPONDED),
+            Arg::text(&self.details),
+            Arg::opt_text(self.hidden_details.as_deref()),
+            Arg::Int(self.expiration_date),
+            Arg::Int(self.now),
+            Arg::Int(self.now),
+        ]
+    }
+
+    /// What a push announcing this Challenge belongs to.
+    fn announcing(&self) -> Announcing<'_> {
+        Announcing {
+            account_sid: &self.factor.account_sid,
+            service_sid: &self.factor.service_sid,
+            factor_sid: &self.factor.sid,
+            challenge_sid: &self.sid,
+            notification_sid: None,
+        }
+    }
+
+    /// The row stored as `id`.
+    fn row(self, id: i64) -> ChallengeRow {
+        let f = self.factor;
+        ChallengeRow {
+            id,
+            sid: self.sid.into(),
+            entity_id: f.entity_id,
+            factor_id: f.id,
+            account_sid: f.account_sid.clone(),
+            service_sid: f.service_sid.clone(),
+            entity_sid: f.entity_sid.clone(),
+            identity: f.identity.clone(),
+            factor_sid: f.sid.clone(),
+            factor_type: f.factor_type,
+            status: ChallengeStatus::Pending,
+            responded_reason: NOT_RESPONDED.to_owned(),
+            details: self.details,
+            hidden_details: self.hidden_details,
+            metadata: None,
+            expiration_date: self.expiration_date,
+            date_responded: None,
+            date_created: self.now,
+            date_updated: self.now,
+        }
+    }
+}
+
+/// The outcome of [`Store::create_challenge`].
+#[derive(Debug)]
+pub enum ChallengeCreated {
+    Created(Box<ChallengeRow>),
+    /// The Factor was deleted since it was read.
+    FactorGone,
+}
+
 /// The conditional answer: only a pending, unexpired Challenge takes it.
 static RESPOND: LazyLock<String> = LazyLock::new(|| {
     format!(
@@ -53,6 +146,15 @@ static EXPIRE: LazyLock<String> = LazyLock::new(|| {
     format!(
         "UPDATE challenges SET status = {EXPIRED}, date_updated = $1 WHERE status = {PENDING} AND id IN \
          (SELECT id FROM challenges WHERE status = {PENDING} AND expiration_date <= $1 LIMIT $2)"
+    )
+});
+
+/// One pending Challenge expired now (a test control), as the sweeper expires an overdue one;
+/// its expiration date moves to `now` when later, so it reads as expired everywhere.
+static EXPIRE_ONE: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "UPDATE challenges SET status = {EXPIRED}, expiration_date = CASE WHEN expiration_date > ? THEN ? \
+         ELSE expiration_date END, date_updated = ? WHERE id = ? AND status = {PENDING} RETURNING id"
     )
 });
 
@@ -71,12 +173,31 @@ pub struct ChallengeFilter {
 }
 
 impl Store {
+    /// Stores a Challenge and, in the same transaction, the push announcing it: both or neither.
+    pub async fn create_challenge(
+        &self,
+        new: NewChallenge<'_>,
+        push: Option<&NewPush>,
+    ) -> Result<ChallengeCreated, sqlx::Error> {
+        let mut script =
+            Script::new().then(&format!("{} RETURNING id", insert_sql("challenges", INSERT_COLUMNS)), new.args());
+        if let Some(push) = push {
+            let (text, args) = push.insert(new.announcing());
+            script = script.then(&text, args);
+        }
+        match self.run_insert(script).await {
+            Ok(id) => Ok(ChallengeCreated::Created(Box::new(new.row(id)))),
+            Err(e) if violation(&e) == Some(Violation::ForeignKey) => Ok(ChallengeCreated::FactorGone),
+            Err(e) => Err(e),
+        }
+    }
+
     pub async fn challenge(
         &self,
         account_sid: &str,
         service_sid: &str,
         identity: &str,
-        sid: &str,
+        sid: &ChallengeSid,
     ) -> Result<Option<ChallengeRow>, sqlx::Error> {
         let sql = format!(
             "SELECT {COLUMNS} FROM challenges WHERE sid = $1 AND service_sid = $2 \
@@ -84,7 +205,7 @@ impl Store {
         );
         on_pool!(self, read, |pool| {
             sqlx::query_as::<_, ChallengeRow>(&sql)
-                .bind(sid)
+                .bind(sid.as_str())
                 .bind(service_sid)
                 .bind(identity)
                 .bind(account_sid)
@@ -127,6 +248,27 @@ impl Store {
                 ],
             )
             .then_if_returned(&text, args);
+        Ok(!self.run_script(script).await?.is_empty())
+    }
+
+    /// A Challenge of `account_sid` named by its SID alone (the test controls' lookup).
+    pub async fn account_challenge(&self, account_sid: &str, sid: &str) -> Result<Option<ChallengeRow>, sqlx::Error> {
+        let sql = format!("SELECT {COLUMNS} FROM challenges WHERE sid = $1 AND account_sid = $2");
+        on_pool!(self, read, |pool| {
+            sqlx::query_as::<_, ChallengeRow>(&sql).bind(sid).bind(account_sid).fetch_optional(pool).await
+        })
+    }
+
+    /// Expires the pending Challenge `id` at `now`, as if its expiration date had passed: the
+    /// Challenge, and its pushes not yet sent (they expire with it, as they would have at its
+    /// expiration date). False when it was not pending.
+    pub async fn expire_challenge(&self, challenge: &ChallengeRow, now: i64) -> Result<bool, sqlx::Error> {
+        let script = Script::new()
+            .then(&EXPIRE_ONE, [Arg::Int(now), Arg::Int(now), Arg::Int(now), Arg::Int(challenge.id)])
+            .then_if_returned(
+                "UPDATE pushes SET expires_at = ? WHERE account_sid = ? AND challenge_sid = ? AND expires_at > ?",
+                [Arg::Int(now), Arg::text(&challenge.account_sid), Arg::text(&challenge.sid), Arg::Int(now)],
+            );
         Ok(!self.run_script(script).await?.is_empty())
     }
 

@@ -1,7 +1,9 @@
 //! Push credentials (Notify's Credential resource). The secret material is stored encrypted;
 //! this layer only moves the ciphertext.
 
-use super::{on_pool, Arg, Page, Sql, Store, Window};
+use super::script::Script;
+use super::{insert_sql, on_pool, Arg, Page, Sql, Store, Window};
+use crate::domain::sid::CredentialSid;
 use crate::domain::status::CredentialType;
 
 #[derive(Debug, Clone, sqlx::FromRow)]
@@ -21,23 +23,47 @@ pub struct CredentialRow {
 
 const COLUMNS: &str = "id, sid, account_sid, friendly_name, type, sandbox, secret, date_created, date_updated";
 
+/// The columns a credential's creation sets.
+const INSERT_COLUMNS: &str = "sid, account_sid, friendly_name, type, sandbox, secret, date_created, date_updated";
+
+/// A push credential to store.
+#[derive(Debug)]
+pub struct NewCredential<'a> {
+    pub sid: CredentialSid,
+    pub account_sid: &'a str,
+    pub friendly_name: Option<&'a str>,
+    pub r#type: CredentialType,
+    pub sandbox: bool,
+    /// The sealed secret material.
+    pub secret: String,
+    pub now: i64,
+}
+
 impl Store {
-    pub async fn insert_credential(&self, c: &CredentialRow) -> Result<i64, sqlx::Error> {
-        on_pool!(self, write, |pool| {
-            sqlx::query_scalar::<_, i64>(
-                "INSERT INTO credentials (sid, account_sid, friendly_name, type, sandbox, secret, date_created, \
-                 date_updated) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id",
-            )
-            .bind(&c.sid)
-            .bind(&c.account_sid)
-            .bind(&c.friendly_name)
-            .bind(c.r#type.as_str())
-            .bind(c.sandbox)
-            .bind(&c.secret)
-            .bind(c.date_created)
-            .bind(c.date_updated)
-            .fetch_one(pool)
-            .await
+    /// Stores a credential.
+    pub async fn create_credential(&self, new: NewCredential<'_>) -> Result<CredentialRow, sqlx::Error> {
+        let args = [
+            Arg::text(&new.sid),
+            Arg::text(new.account_sid),
+            Arg::opt_text(new.friendly_name),
+            Arg::text(new.r#type.as_str()),
+            Arg::Bool(new.sandbox),
+            Arg::text(&new.secret),
+            Arg::Int(new.now),
+            Arg::Int(new.now),
+        ];
+        let script = Script::new().then(&format!("{} RETURNING id", insert_sql("credentials", INSERT_COLUMNS)), args);
+        let id = self.run_insert(script).await?;
+        Ok(CredentialRow {
+            id,
+            sid: new.sid.into(),
+            account_sid: new.account_sid.to_owned(),
+            friendly_name: new.friendly_name.map(str::to_owned),
+            r#type: new.r#type,
+            sandbox: new.sandbox,
+            secret: new.secret,
+            date_created: new.now,
+            date_updated: new.now,
         })
     }
 

@@ -1,8 +1,8 @@
 //! Webhook deliveries. An event ([`NewEvent`]) is recorded inside the transaction of the change
 //! that causes it, by one `INSERT … SELECT` (`NewEvent::insert`): one delivery per enabled
 //! webhook of the Service whose `EventTypes` match (`*` matches all). Most changes send that
-//! statement as part of their `Script` (`script.rs`); Factor creation, which runs its own
-//! transaction, uses [`record_event!`]. Workers claim deliveries with a lease, in order per
+//! statement as part of their `Script` (`script.rs`); Factor creation runs it in its own
+//! transaction. Workers claim deliveries with a lease, in order per
 //! (webhook, factor); a lapsed lease is taken back by `Store::reclaim_lapsed` (`outbox.rs`).
 
 use std::collections::HashMap;
@@ -126,16 +126,6 @@ impl NewEvent {
         (text, args)
     }
 }
-
-/// Inside an open transaction `$tx`: records `$event` (a `&NewEvent`) on `$backend`.
-macro_rules! record_event {
-    ($tx:expr, $event:expr, $backend:expr) => {{
-        let (text, args) = $crate::store::deliveries::NewEvent::insert($event, $backend);
-        let sql = $crate::store::Sql::statement(&text, args);
-        $crate::store::bind_args!(sqlx::query(&sql.text), &sql.args).execute(&mut *$tx).await?;
-    }};
-}
-pub(crate) use record_event;
 
 impl Store {
     /// Claims due deliveries, longest due first, skipping any whose (webhook, factor) has an

@@ -1,7 +1,9 @@
 //! Entities: the users of a Service, addressed by their `identity`.
 
 use super::script::Script;
-use super::{on_pool, Arg, Page, Sql, Store, Window};
+use super::services::ServiceRow;
+use super::{insert_sql, on_pool, violation, Arg, Page, Sql, Store, Violation, Window};
+use crate::domain::sid::EntitySid;
 
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct EntityRow {
@@ -16,6 +18,60 @@ pub struct EntityRow {
 }
 
 const COLUMNS: &str = "id, sid, service_id, account_sid, service_sid, identity, date_created, date_updated";
+
+/// The columns an Entity's creation sets, in the order of [`NewEntity::args`].
+pub(crate) const INSERT_COLUMNS: &str =
+    "sid, service_id, account_sid, service_sid, identity, date_created, date_updated";
+
+/// An Entity to create in `service`.
+#[derive(Debug)]
+pub struct NewEntity<'a> {
+    pub sid: EntitySid,
+    pub service: &'a ServiceRow,
+    pub identity: &'a str,
+    pub now: i64,
+}
+
+impl NewEntity<'_> {
+    /// The values of [`INSERT_COLUMNS`].
+    pub(crate) fn args(&self) -> [Arg; 7] {
+        [
+            Arg::text(&self.sid),
+            Arg::Int(self.service.id),
+            Arg::text(&self.service.account_sid),
+            Arg::text(&self.service.sid),
+            Arg::text(self.identity),
+            Arg::Int(self.now),
+            Arg::Int(self.now),
+        ]
+    }
+
+    /// The row stored as `id`.
+    pub(crate) fn row(&self, id: i64) -> EntityRow {
+        EntityRow {
+            id,
+            sid: self.sid.to_string(),
+            service_id: self.service.id,
+            account_sid: self.service.account_sid.clone(),
+            service_sid: self.service.sid.clone(),
+            identity: self.identity.to_owned(),
+            date_created: self.now,
+            date_updated: self.now,
+        }
+    }
+}
+
+/// The outcome of [`Store::create_entity`].
+#[derive(Debug)]
+pub enum EntityCreated {
+    Created(EntityRow),
+    /// The Service has an Entity of this identity.
+    Exists,
+    /// The account created its most Entities this second.
+    RateLimited,
+    /// The Service was deleted meanwhile.
+    ServiceGone,
+}
 
 /// Counts one Entity creation of an account in a second (`?` account, `?` second): the counter
 /// restarts each second, and its CHECK fails the statement past
@@ -32,27 +88,22 @@ pub(crate) fn count_entity_creation_args(account_sid: &str, now: i64) -> [Arg; 2
 }
 
 impl Store {
-    /// Inserts a new Entity, counting it against its account's per-second limit when `limited`:
-    /// a duplicate identity is a unique violation, the limit a CHECK violation
-    /// ([`super::is_check_violation`]).
-    pub async fn insert_entity(&self, e: &EntityRow, limited: bool) -> Result<(), sqlx::Error> {
-        let mut script = Script::new().then(
-            "INSERT INTO entities (sid, service_id, account_sid, service_sid, identity, date_created, \
-             date_updated) VALUES (?, ?, ?, ?, ?, ?, ?)",
-            [
-                Arg::text(&e.sid),
-                Arg::Int(e.service_id),
-                Arg::text(&e.account_sid),
-                Arg::text(&e.service_sid),
-                Arg::text(&e.identity),
-                Arg::Int(e.date_created),
-                Arg::Int(e.date_updated),
-            ],
-        );
+    /// Creates an Entity, counting it against its account's per-second limit when `limited`.
+    pub async fn create_entity(&self, new: &NewEntity<'_>, limited: bool) -> Result<EntityCreated, sqlx::Error> {
+        let insert = format!("{} RETURNING id", insert_sql("entities", INSERT_COLUMNS));
+        let mut script = Script::new().then(&insert, new.args());
         if limited {
-            script = script.then(COUNT_ENTITY_CREATION, count_entity_creation_args(&e.account_sid, e.date_created));
+            script = script.then(COUNT_ENTITY_CREATION, count_entity_creation_args(&new.service.account_sid, new.now));
         }
-        self.run_script(script).await.map(|_| ())
+        match self.run_insert(script).await {
+            Ok(id) => Ok(EntityCreated::Created(new.row(id))),
+            Err(e) => match violation(&e) {
+                Some(Violation::Unique) => Ok(EntityCreated::Exists),
+                Some(Violation::Check) => Ok(EntityCreated::RateLimited),
+                Some(Violation::ForeignKey) => Ok(EntityCreated::ServiceGone),
+                None => Err(e),
+            },
+        }
     }
 
     pub async fn entity(&self, service_id: i64, identity: &str) -> Result<Option<EntityRow>, sqlx::Error> {

@@ -2,15 +2,19 @@
 
 use sqlx::{Connection as _, FromRow as _, Row as _};
 
-use super::deliveries::{record_event, NewEvent};
-use super::entities::{count_entity_creation_args, EntityRow, COUNT_ENTITY_CREATION};
+use std::sync::LazyLock;
+
+use super::deliveries::NewEvent;
+use super::entities::{self, count_entity_creation_args, EntityRow, NewEntity, COUNT_ENTITY_CREATION};
 use super::script::Script;
-use super::{bind_args, is_check_violation, on_pool, Arg, Page, Sql, Store, Window};
+use super::services::ServiceRow;
+use super::{bind_args, insert_sql, on_pool, violation, Arg, Page, Sql, Store, Violation, Window};
 use crate::domain::rules::day_of;
+use crate::domain::sid::{CredentialSid, EntitySid, FactorSid};
 use crate::domain::status::{FactorStatus, FactorType};
 
 /// The sweeper's delete of a batch of stale unverified Factors.
-static DELETE_STALE: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+static DELETE_STALE: LazyLock<String> = LazyLock::new(|| {
     let unverified = FactorStatus::Unverified.sql();
     format!(
         "DELETE FROM factors WHERE status = {unverified} AND id IN (SELECT id FROM factors \
@@ -49,6 +53,56 @@ const COLUMNS: &str = "id, sid, entity_id, account_sid, service_sid, entity_sid,
     friendly_name, factor_type, status, binding_alg, binding_public_key, credential_sid, config, \
     metadata, date_created, date_updated";
 
+/// The columns a Factor's creation sets.
+const INSERT_COLUMNS: &str = "sid, entity_id, account_sid, service_sid, entity_sid, identity, friendly_name, \
+    factor_type, status, binding_alg, binding_public_key, credential_sid, config, metadata, date_created, \
+    date_updated";
+
+/// A Factor to create for `identity` in `service` (with its Entity, `entity_sid`, if the
+/// identity is new). It starts unverified.
+#[derive(Debug)]
+pub struct NewFactor<'a> {
+    pub sid: FactorSid,
+    pub service: &'a ServiceRow,
+    pub identity: &'a str,
+    /// The SID of the Entity, if this creation creates it.
+    pub entity_sid: EntitySid,
+    pub friendly_name: &'a str,
+    pub factor_type: FactorType,
+    pub binding_alg: &'a str,
+    /// Base64 SPKI DER, as the device sent it.
+    pub binding_public_key: &'a str,
+    pub credential_sid: CredentialSid,
+    /// The config as a JSON object.
+    pub config: String,
+    pub metadata: Option<String>,
+    pub now: i64,
+}
+
+impl NewFactor<'_> {
+    /// The values of [`INSERT_COLUMNS`], for `entity`.
+    fn args(&self, entity: &EntityRow) -> [Arg; 16] {
+        [
+            Arg::text(&self.sid),
+            Arg::Int(entity.id),
+            Arg::text(&entity.account_sid),
+            Arg::text(&entity.service_sid),
+            Arg::text(&entity.sid),
+            Arg::text(&entity.identity),
+            Arg::text(self.friendly_name),
+            Arg::text(self.factor_type.as_str()),
+            Arg::text(FactorStatus::Unverified.as_str()),
+            Arg::text(self.binding_alg),
+            Arg::text(self.binding_public_key),
+            Arg::text(&self.credential_sid),
+            Arg::text(&self.config),
+            Arg::opt_text(self.metadata.as_deref()),
+            Arg::Int(self.now),
+            Arg::Int(self.now),
+        ]
+    }
+}
+
 /// The outcome of [`Store::create_factor`].
 #[derive(Debug)]
 pub enum FactorCreated {
@@ -61,6 +115,8 @@ pub enum FactorCreated {
     DailyLimitReached,
     /// The identity is new and its account created its most Entities this second.
     EntityRateLimited,
+    /// The Service was deleted meanwhile.
+    ServiceGone,
 }
 
 /// The limits a Factor creation is held to.
@@ -77,52 +133,52 @@ pub struct FactorLimits {
 /// On PostgreSQL the row stays locked until the transaction ends (inserted or updated alike),
 /// so Factor creations on one Entity run one after the other and each one's checks see the
 /// Factors the others stored (READ COMMITTED: every statement reads what committed before it).
-const UPSERT_ENTITY: &str = "INSERT INTO entities (sid, service_id, account_sid, service_sid, identity, \
-    date_created, date_updated, factor_day, factors_that_day) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 1) \
-    ON CONFLICT (service_id, identity) DO UPDATE SET factors_that_day = CASE \
-    WHEN entities.factor_day = excluded.factor_day THEN entities.factors_that_day + 1 ELSE 1 END, \
-    factor_day = excluded.factor_day \
-    RETURNING id, sid, service_id, account_sid, service_sid, identity, date_created, date_updated, factors_that_day";
+/// `?`: the Entity's [`entities::INSERT_COLUMNS`], then the day.
+static UPSERT_ENTITY: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "INSERT INTO entities ({}, factor_day, factors_that_day) VALUES (?, ?, ?, ?, ?, ?, ?, ?, 1) \
+         ON CONFLICT (service_id, identity) DO UPDATE SET factors_that_day = CASE \
+         WHEN entities.factor_day = excluded.factor_day THEN entities.factors_that_day + 1 ELSE 1 END, \
+         factor_day = excluded.factor_day \
+         RETURNING id, sid, service_id, account_sid, service_sid, identity, date_created, date_updated, factors_that_day",
+        entities::INSERT_COLUMNS
+    )
+});
 
 impl Store {
-    /// Creates the Factor, and its Entity when the identity is new, in one transaction, within
-    /// `limits`. `entity` carries the Entity to create if needed; `factor`'s entity fields are
-    /// filled in.
+    /// Creates the Factor, and its Entity when the identity is new, within `limits`, with the
+    /// event `event` makes of the stored Factor.
+    ///
+    /// An interactive transaction, the one exception to the Script rule (docs/ARCHITECTURE.md,
+    /// "Writes"): which statement comes next depends on what the upsert returned (a new Entity
+    /// counts against its account, a day's count past the limit refuses) and on the counts read
+    /// after it, and a refusal must roll back the counters already bumped.
     pub async fn create_factor(
         &self,
-        entity: &EntityRow,
-        mut factor: FactorRow,
+        new: &NewFactor<'_>,
         limits: FactorLimits,
-        event: &NewEvent,
+        event: impl FnOnce(&FactorRow) -> NewEvent,
     ) -> Result<FactorCreated, sqlx::Error> {
-        let insert_factor = format!(
-            "INSERT INTO factors ({}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, \
-             $13, $14, $15, $16) RETURNING id",
-            &COLUMNS[4..]
-        );
+        let entity =
+            NewEntity { sid: new.entity_sid.clone(), service: new.service, identity: new.identity, now: new.now };
+        let upsert = Sql::statement(&UPSERT_ENTITY, entity.args().into_iter().chain([Arg::Int(day_of(new.now))]));
         let count_entity =
-            Sql::statement(COUNT_ENTITY_CREATION, count_entity_creation_args(&entity.account_sid, entity.date_created));
-        on_pool!(self, write, |pool| {
+            Sql::statement(COUNT_ENTITY_CREATION, count_entity_creation_args(&entity.service.account_sid, new.now));
+        let insert_factor = format!("{} RETURNING {COLUMNS}", insert_sql("factors", INSERT_COLUMNS));
+        let backend = self.backend();
+        let created = on_pool!(self, write, |pool| {
             let mut tx = pool.begin().await?;
-            let row = sqlx::query(UPSERT_ENTITY)
-                .bind(&entity.sid)
-                .bind(entity.service_id)
-                .bind(&entity.account_sid)
-                .bind(&entity.service_sid)
-                .bind(&entity.identity)
-                .bind(entity.date_created)
-                .bind(entity.date_updated)
-                .bind(day_of(factor.date_created))
-                .fetch_one(&mut *tx)
-                .await?;
+            let row = bind_args!(sqlx::query(&upsert.text), &upsert.args).fetch_one(&mut *tx).await?;
             let stored = EntityRow::from_row(&row)?;
             if let Some(per_day) = limits.per_day {
                 // A new identity: the row returned is the one just inserted.
-                if stored.sid == entity.sid {
+                if stored.sid == entity.sid.as_str() {
                     let counted =
                         bind_args!(sqlx::query(&count_entity.text), &count_entity.args).execute(&mut *tx).await;
                     match counted {
-                        Err(e) if is_check_violation(&e) => return Ok(FactorCreated::EntityRateLimited),
+                        Err(e) if violation(&e) == Some(Violation::Check) => {
+                            return Ok(FactorCreated::EntityRateLimited)
+                        }
                         other => other.map(|_| ())?,
                     }
                 }
@@ -136,8 +192,8 @@ impl Store {
                    (SELECT COUNT(*) FROM factors WHERE entity_id = $1 AND binding_public_key = $3)",
             )
             .bind(stored.id)
-            .bind(factor.factor_type.as_str())
-            .bind(&factor.binding_public_key)
+            .bind(new.factor_type.as_str())
+            .bind(new.binding_public_key)
             .fetch_one(&mut *tx)
             .await?;
             if same_type >= limits.per_type {
@@ -146,31 +202,19 @@ impl Store {
             if same_key > 0 {
                 return Ok(FactorCreated::DuplicateBinding);
             }
-            factor.entity_id = stored.id;
-            factor.entity_sid = stored.sid.clone();
-            factor.id = sqlx::query_scalar::<_, i64>(&insert_factor)
-                .bind(&factor.sid)
-                .bind(factor.entity_id)
-                .bind(&factor.account_sid)
-                .bind(&factor.service_sid)
-                .bind(&factor.entity_sid)
-                .bind(&factor.identity)
-                .bind(&factor.friendly_name)
-                .bind(factor.factor_type.as_str())
-                .bind(factor.status.as_str())
-                .bind(&factor.binding_alg)
-                .bind(&factor.binding_public_key)
-                .bind(&factor.credential_sid)
-                .bind(&factor.config)
-                .bind(&factor.metadata)
-                .bind(factor.date_created)
-                .bind(factor.date_updated)
-                .fetch_one(&mut *tx)
-                .await?;
-            record_event!(tx, event, self.backend());
+            let insert = Sql::statement(&insert_factor, new.args(&stored));
+            let factor =
+                bind_args!(sqlx::query_as::<_, FactorRow>(&insert.text), &insert.args).fetch_one(&mut *tx).await?;
+            let (text, args) = event(&factor).insert(backend);
+            let record = Sql::statement(&text, args);
+            bind_args!(sqlx::query(&record.text), &record.args).execute(&mut *tx).await?;
             tx.commit().await?;
             Ok(FactorCreated::Created(Box::new(factor)))
-        })
+        });
+        match created {
+            Err(e) if violation(&e) == Some(Violation::ForeignKey) => Ok(FactorCreated::ServiceGone),
+            other => other,
+        }
     }
 
     /// The Factor `sid` of `identity` in Service `service_sid` of `account_sid`.

@@ -18,9 +18,12 @@ pub mod accounts;
 pub mod challenges;
 pub mod credentials;
 pub mod deliveries;
+pub mod devices;
+pub mod emulator;
 pub mod entities;
 pub mod factors;
 pub mod health;
+pub mod notifications;
 pub mod outbox;
 #[cfg(test)]
 mod plans;
@@ -102,6 +105,7 @@ macro_rules! bind_args {
         for arg in $args {
             query = match arg {
                 $crate::store::Arg::Int(v) => query.bind(*v),
+                $crate::store::Arg::Bool(v) => query.bind(*v),
                 $crate::store::Arg::Text(v) => query.bind(v.as_str()),
                 $crate::store::Arg::NullInt => query.bind(None::<i64>),
                 $crate::store::Arg::NullText => query.bind(None::<&str>),
@@ -116,6 +120,7 @@ pub(crate) use bind_args;
 #[derive(Debug, Clone)]
 pub enum Arg {
     Int(i64),
+    Bool(bool),
     Text(String),
     /// NULL, typed as each column is (PostgreSQL checks parameter types).
     NullInt,
@@ -405,19 +410,41 @@ async fn connect_sqlite(url: &str, max_connections: u32) -> anyhow::Result<Db> {
     Ok(Db::Sqlite { read, scripts: ScriptQueue::start(write.clone()), write, checkpoints: Some(checkpoints) })
 }
 
-/// Whether an error is a unique-constraint violation (a concurrent duplicate insert).
-pub fn is_unique_violation(err: &sqlx::Error) -> bool {
-    matches!(err, sqlx::Error::Database(db) if db.is_unique_violation())
+/// The constraint a failed write broke, for the store's outcome enums (`EntityCreated`, …): the
+/// API sees outcomes, never sqlx errors.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Violation {
+    /// A unique constraint: a concurrent duplicate insert.
+    Unique,
+    /// A foreign key: the parent row was deleted meanwhile.
+    ForeignKey,
+    /// A CHECK (the only one is `entity_creations`'s rate limit).
+    Check,
 }
 
-/// Whether an error is a foreign-key violation (the parent row was deleted meanwhile).
-pub fn is_foreign_key_violation(err: &sqlx::Error) -> bool {
-    matches!(err, sqlx::Error::Database(db) if db.is_foreign_key_violation())
+/// Which constraint `err` broke, if it is a constraint violation.
+fn violation(err: &sqlx::Error) -> Option<Violation> {
+    let sqlx::Error::Database(db) = err else { return None };
+    if db.is_unique_violation() {
+        Some(Violation::Unique)
+    } else if db.is_foreign_key_violation() {
+        Some(Violation::ForeignKey)
+    } else if db.is_check_violation() {
+        Some(Violation::Check)
+    } else {
+        None
+    }
 }
 
-/// Whether an error is a CHECK violation (the only CHECK is `entity_creations`'s rate limit).
-pub fn is_check_violation(err: &sqlx::Error) -> bool {
-    matches!(err, sqlx::Error::Database(db) if db.is_check_violation())
+/// `INSERT INTO table (columns) VALUES (?, …)`, one `?` per named column (numbered `$N` by
+/// [`Sql::statement`] or a [`script::Script`]).
+fn insert_sql(table: &str, columns: &str) -> String {
+    format!("INSERT INTO {table} ({columns}) VALUES ({})", placeholders(columns))
+}
+
+/// `?, ?, …`: one placeholder per column of `columns` (comma-separated names).
+fn placeholders(columns: &str) -> String {
+    vec!["?"; columns.split(',').count()].join(", ")
 }
 
 #[cfg(test)]

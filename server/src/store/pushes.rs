@@ -1,10 +1,8 @@
 //! The push outbox: one row per push to send (or, in record mode, recorded), claimed by workers
 //! with a lease so that a crashed worker's pushes are taken up again, and every attempt logged.
 
-use super::challenges::ChallengeRow;
 use super::outbox::{Logged, Outbox};
-use super::script::Script;
-use super::{on_pool, Arg, Backend, Page, Sql, Store, Window};
+use super::{on_pool, placeholders, Arg, Backend, Page, Sql, Store, Window};
 use crate::domain::status::{NotificationPlatform, PushStatus};
 
 #[derive(Debug, Clone, sqlx::FromRow, serde::Serialize)]
@@ -37,21 +35,6 @@ pub struct PushRow {
     pub date_updated: i64,
 }
 
-#[derive(Debug, Clone, sqlx::FromRow)]
-pub struct NotificationRow {
-    pub id: i64,
-    pub sid: String,
-    pub challenge_id: i64,
-    pub account_sid: String,
-    pub service_sid: String,
-    pub entity_sid: String,
-    pub identity: String,
-    pub challenge_sid: String,
-    pub priority: String,
-    pub ttl: i64,
-    pub date_created: i64,
-}
-
 /// Filters of the push inspection list.
 #[derive(Debug, Default, Clone)]
 pub struct PushFilter {
@@ -66,116 +49,69 @@ const COLUMNS: &str = "id, account_sid, service_sid, factor_sid, challenge_sid, 
     credential_sid, topic, payload, expires_at, status, attempts, max_attempts, next_attempt_at, lease_until, \
     last_error, date_created, date_updated";
 
-/// The INSERT of a push, `?` placeholders in the order of [`push_args`].
-/// (`SELECT … WHERE TRUE` rather than `VALUES`, so that it can be guarded.)
-fn insert_push_sql() -> String {
-    format!(
-        "INSERT INTO pushes ({}) SELECT ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ? WHERE TRUE",
-        &COLUMNS[4..]
-    )
+/// A push to store with the Challenge or Notification it announces (which give its SIDs).
+#[derive(Debug, Clone)]
+pub struct NewPush {
+    pub platform: NotificationPlatform,
+    /// The device token.
+    pub target: String,
+    /// The credential to send with; `None` in record mode.
+    pub credential_sid: Option<String>,
+    /// APNs topic (the app's bundle id).
+    pub topic: String,
+    /// The exact JSON body to send (APNs) or the `message` object (FCM).
+    pub payload: String,
+    pub expires_at: i64,
+    /// `queued`, or `recorded` in record mode.
+    pub status: PushStatus,
+    pub max_attempts: i64,
+    pub now: i64,
 }
 
-fn push_args(p: &PushRow) -> [Arg; 19] {
-    [
-        Arg::text(&p.account_sid),
-        Arg::text(&p.service_sid),
-        Arg::text(&p.factor_sid),
-        Arg::text(&p.challenge_sid),
-        Arg::opt_text(p.notification_sid.as_deref()),
-        Arg::text(p.platform.as_str()),
-        Arg::text(&p.target),
-        Arg::opt_text(p.credential_sid.as_deref()),
-        Arg::text(&p.topic),
-        Arg::text(&p.payload),
-        Arg::Int(p.expires_at),
-        Arg::text(p.status.as_str()),
-        Arg::Int(p.attempts),
-        Arg::Int(p.max_attempts),
-        Arg::Int(p.next_attempt_at),
-        Arg::opt_int(p.lease_until),
-        Arg::opt_text(p.last_error.as_deref()),
-        Arg::Int(p.date_created),
-        Arg::Int(p.date_updated),
-    ]
+/// What a push announces: its Challenge, and the Notification that re-sends it.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Announcing<'a> {
+    pub account_sid: &'a str,
+    pub service_sid: &'a str,
+    pub factor_sid: &'a str,
+    pub challenge_sid: &'a str,
+    pub notification_sid: Option<&'a str>,
+}
+
+/// The columns a push's creation sets, in the order of [`NewPush::insert`]'s arguments.
+const INSERT_COLUMNS: &str = "account_sid, service_sid, factor_sid, challenge_sid, notification_sid, platform, \
+    target, credential_sid, topic, payload, expires_at, status, attempts, max_attempts, next_attempt_at, \
+    date_created, date_updated";
+
+impl NewPush {
+    /// The INSERT of this push announcing `of`, `?` placeholders, for a [`super::script::Script`]
+    /// (`SELECT … WHERE TRUE` rather than `VALUES`, so that it can be guarded).
+    pub(crate) fn insert(&self, of: Announcing<'_>) -> (String, Vec<Arg>) {
+        let text = format!("INSERT INTO pushes ({INSERT_COLUMNS}) SELECT {} WHERE TRUE", placeholders(INSERT_COLUMNS));
+        let args = vec![
+            Arg::text(of.account_sid),
+            Arg::text(of.service_sid),
+            Arg::text(of.factor_sid),
+            Arg::text(of.challenge_sid),
+            Arg::opt_text(of.notification_sid),
+            Arg::text(self.platform.as_str()),
+            Arg::text(&self.target),
+            Arg::opt_text(self.credential_sid.as_deref()),
+            Arg::text(&self.topic),
+            Arg::text(&self.payload),
+            Arg::Int(self.expires_at),
+            Arg::text(self.status.as_str()),
+            Arg::Int(0),
+            Arg::Int(self.max_attempts),
+            Arg::Int(self.now),
+            Arg::Int(self.now),
+            Arg::Int(self.now),
+        ];
+        (text, args)
+    }
 }
 
 impl Store {
-    /// Stores a Challenge and, in the same transaction, the push announcing it: both or neither.
-    pub async fn insert_challenge_with_push(
-        &self,
-        c: &ChallengeRow,
-        push: Option<&PushRow>,
-    ) -> Result<i64, sqlx::Error> {
-        let mut script = Script::new().then(
-            &format!(
-                "INSERT INTO challenges ({}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
-                &super::challenges::COLUMNS[4..]
-            ),
-            [
-                Arg::text(&c.sid),
-                Arg::Int(c.entity_id),
-                Arg::Int(c.factor_id),
-                Arg::text(&c.account_sid),
-                Arg::text(&c.service_sid),
-                Arg::text(&c.entity_sid),
-                Arg::text(&c.identity),
-                Arg::text(&c.factor_sid),
-                Arg::text(c.factor_type.as_str()),
-                Arg::text(c.status.as_str()),
-                Arg::text(&c.responded_reason),
-                Arg::text(&c.details),
-                Arg::opt_text(c.hidden_details.as_deref()),
-                Arg::opt_text(c.metadata.as_deref()),
-                Arg::Int(c.expiration_date),
-                Arg::opt_int(c.date_responded),
-                Arg::Int(c.date_created),
-                Arg::Int(c.date_updated),
-            ],
-        );
-        if let Some(p) = push {
-            script = script.then(&insert_push_sql(), push_args(p));
-        }
-        let ids = self.run_script(script).await?;
-        ids.first().copied().ok_or(sqlx::Error::RowNotFound)
-    }
-
-    /// Stores a Notification and its push, unless the Challenge already has `max` Notifications.
-    /// Returns false when the limit was reached.
-    ///
-    /// The no-op `UPDATE` locks the Challenge's row on PostgreSQL until the commit, so concurrent
-    /// Notifications of one Challenge count one after the other, each seeing those committed
-    /// before it (READ COMMITTED reads afresh per statement); SQLite has one writer.
-    pub async fn insert_notification_with_push(
-        &self,
-        n: &NotificationRow,
-        push: &PushRow,
-        max: i64,
-    ) -> Result<bool, sqlx::Error> {
-        let script = Script::new()
-            .then("UPDATE challenges SET date_updated = date_updated WHERE id = ?", [Arg::Int(n.challenge_id)])
-            .then(
-                "INSERT INTO notifications (sid, challenge_id, account_sid, service_sid, entity_sid, identity, \
-                 challenge_sid, priority, ttl, date_created) SELECT ?, ?, ?, ?, ?, ?, ?, ?, ?, ? \
-                 WHERE (SELECT COUNT(*) FROM notifications WHERE challenge_id = ?) < ? RETURNING id",
-                [
-                    Arg::text(&n.sid),
-                    Arg::Int(n.challenge_id),
-                    Arg::text(&n.account_sid),
-                    Arg::text(&n.service_sid),
-                    Arg::text(&n.entity_sid),
-                    Arg::text(&n.identity),
-                    Arg::text(&n.challenge_sid),
-                    Arg::text(&n.priority),
-                    Arg::Int(n.ttl),
-                    Arg::Int(n.date_created),
-                    Arg::Int(n.challenge_id),
-                    Arg::Int(max),
-                ],
-            )
-            .then_if_returned(&insert_push_sql(), push_args(push));
-        Ok(!self.run_script(script).await?.is_empty())
-    }
-
     /// Claims up to `limit` pushes that are due for sending, leasing them until `lease_until`
     /// (a lapsed lease is taken back by [`Store::reclaim_lapsed`], which logs its attempt).
     pub async fn claim_pushes(&self, now: i64, lease_until: i64, limit: i64) -> Result<Vec<PushRow>, sqlx::Error> {

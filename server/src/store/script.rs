@@ -218,6 +218,12 @@ async fn rollback(conn: &mut sqlx::SqliteConnection) {
 }
 
 impl Store {
+    /// Runs `script`, which creates a row and returns its id first (`RETURNING id`), and returns
+    /// that id.
+    pub(crate) async fn run_insert(&self, script: Script) -> Result<i64, sqlx::Error> {
+        self.run_script(script).await?.first().copied().ok_or(sqlx::Error::RowNotFound)
+    }
+
     /// Runs `script` as one transaction and returns the first column of the rows its statements
     /// returned, in order.
     pub(crate) async fn run_script(&self, script: Script) -> Result<Vec<i64>, sqlx::Error> {
@@ -314,7 +320,7 @@ mod tests {
                     .then("INSERT INTO t (v) VALUES (?)", [Arg::text("a")]),
             )
             .await;
-        assert!(failed.is_err_and(|e| super::super::is_unique_violation(&e)));
+        assert!(failed.is_err_and(|e| super::super::violation(&e) == Some(super::super::Violation::Unique)));
         // Nothing of the failed script remains, and the writer is usable (not inside a transaction).
         store.run_script(Script::new().then("INSERT INTO t (v) VALUES (?)", [Arg::text("c")])).await.unwrap();
         assert_eq!(values(&store).await, ["a", "c"]);
@@ -379,7 +385,10 @@ mod tests {
         let wanted: Vec<String> = (0..10).map(|i| if i == 7 { "taken".to_owned() } else { format!("v{i}") }).collect();
         for (v, result) in wanted.iter().zip(queued_together(&store, &wanted).await) {
             if v == "taken" {
-                assert!(result.is_err_and(|e| super::super::is_unique_violation(&e)), "the duplicate fails");
+                assert!(
+                    result.is_err_and(|e| super::super::violation(&e) == Some(super::super::Violation::Unique)),
+                    "the duplicate fails"
+                );
             } else {
                 let id = id_of(&store, v).await;
                 assert_eq!(result.unwrap(), vec![id, -id], "{v} commits all the same");

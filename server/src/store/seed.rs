@@ -160,15 +160,15 @@ impl Store {
                      VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $12) ON CONFLICT (sid) DO NOTHING",
                     &s.sid,
                     &s.account_sid,
-                    &s.friendly_name,
-                    s.push_include_date,
-                    &s.push_apn_credential_sid,
-                    &s.push_fcm_credential_sid,
-                    &s.totp_issuer,
-                    s.totp_time_step,
-                    s.totp_code_length,
-                    s.totp_skew,
-                    &s.settings,
+                    &s.settings.friendly_name,
+                    s.settings.push_include_date,
+                    &s.settings.push_apn_credential_sid,
+                    &s.settings.push_fcm_credential_sid,
+                    &s.settings.totp_issuer,
+                    s.settings.totp_time_step,
+                    s.settings.totp_code_length,
+                    s.settings.totp_skew,
+                    &s.settings.other,
                     s.date_created,
                 );
                 let updated = run!(
@@ -182,14 +182,14 @@ impl Store {
                      AND totp_skew IS NOT DISTINCT FROM $10)",
                     &s.sid,
                     &s.account_sid,
-                    &s.friendly_name,
-                    s.push_include_date,
-                    &s.push_apn_credential_sid,
-                    &s.push_fcm_credential_sid,
-                    &s.totp_issuer,
-                    s.totp_time_step,
-                    s.totp_code_length,
-                    s.totp_skew,
+                    &s.settings.friendly_name,
+                    s.settings.push_include_date,
+                    &s.settings.push_apn_credential_sid,
+                    &s.settings.push_fcm_credential_sid,
+                    &s.settings.totp_issuer,
+                    s.settings.totp_time_step,
+                    s.settings.totp_code_length,
+                    s.settings.totp_skew,
                     s.date_updated,
                 );
                 counts.add(created, updated);
@@ -202,7 +202,7 @@ impl Store {
                         "SELECT sid FROM webhooks WHERE service_sid = $1 AND friendly_name = $2 ORDER BY id LIMIT 1",
                     )
                     .bind(&h.service_sid)
-                    .bind(&h.friendly_name)
+                    .bind(&h.settings.friendly_name)
                     .fetch_optional(&mut *tx)
                     .await?
                 };
@@ -214,12 +214,12 @@ impl Store {
                          ON CONFLICT (sid) DO NOTHING",
                         &h.sid,
                         &h.service_sid,
-                        &h.friendly_name,
-                        &h.event_types,
-                        &h.webhook_url,
+                        &h.settings.friendly_name,
+                        &h.settings.event_types,
+                        &h.settings.webhook_url,
                         &h.webhook_method,
-                        h.status.as_str(),
-                        &h.version,
+                        h.settings.status.as_str(),
+                        &h.settings.version,
                         h.date_created,
                     )
                 } else {
@@ -232,11 +232,11 @@ impl Store {
                      friendly_name = $3 AND event_types = $4 AND webhook_url = $5 AND status = $6 AND version = $7)",
                     &sid,
                     &h.service_sid,
-                    &h.friendly_name,
-                    &h.event_types,
-                    &h.webhook_url,
-                    h.status.as_str(),
-                    &h.version,
+                    &h.settings.friendly_name,
+                    &h.settings.event_types,
+                    &h.settings.webhook_url,
+                    h.settings.status.as_str(),
+                    &h.settings.version,
                     h.date_updated,
                 );
                 counts.add(created, updated);
@@ -251,7 +251,10 @@ impl Store {
 #[allow(clippy::unwrap_used, reason = "tests: a failure is a panic")]
 mod tests {
     use super::*;
+    use crate::domain::sid::ServiceSid;
     use crate::domain::status::{CredentialType, WebhookStatus};
+    use crate::store::services::ServiceSettings;
+    use crate::store::webhooks::WebhookSettings;
 
     const AC: &str = "AC0123456789abcdef0123456789abcdef";
     const VA: &str = "VA0123456789abcdef0123456789abcdef";
@@ -263,15 +266,7 @@ mod tests {
             id: 0,
             sid: VA.into(),
             account_sid: AC.into(),
-            friendly_name: name.into(),
-            push_include_date: false,
-            push_apn_credential_sid: None,
-            push_fcm_credential_sid: None,
-            totp_issuer: None,
-            totp_time_step: None,
-            totp_code_length: None,
-            totp_skew: Some(1),
-            settings: "{}".into(),
+            settings: ServiceSettings { totp_skew: Some(1), ..ServiceSettings::named(name) },
             date_created: 1,
             date_updated: 1,
         };
@@ -292,12 +287,14 @@ mod tests {
             service_id: 0,
             account_sid: AC.into(),
             service_sid: VA.into(),
-            friendly_name: "app".into(),
-            event_types: "*".into(),
-            webhook_url: "http://127.0.0.1:9".into(),
             webhook_method: "POST".into(),
-            status: WebhookStatus::Enabled,
-            version: "v2".into(),
+            settings: WebhookSettings {
+                friendly_name: "app".into(),
+                event_types: "*".into(),
+                webhook_url: "http://127.0.0.1:9".into(),
+                status: WebhookStatus::Enabled,
+                version: "v2".into(),
+            },
             date_created: 1,
             date_updated: 1,
         };
@@ -325,10 +322,13 @@ mod tests {
         later.services[0].date_updated = 2;
         // A webhook without a fixed SID is found by its name: its new SID is not used.
         later.webhooks[0].0.sid = "YWffffffffffffffffffffffffffffffff".into();
-        later.webhooks[0].0.webhook_url = "http://127.0.0.1:10".into();
+        later.webhooks[0].0.settings.webhook_url = "http://127.0.0.1:10".into();
         assert_eq!(store.apply_seed(&later).await.unwrap(), SeedCounts { created: 0, updated: 2, unchanged: 2 });
-        let service = store.service(AC, VA).await.unwrap().unwrap();
-        assert_eq!((service.friendly_name.as_str(), service.date_created, service.date_updated), ("Owl Bank", 1, 2));
+        let service = store.service(AC, &ServiceSid::parse(VA).unwrap()).await.unwrap().unwrap();
+        assert_eq!(
+            (service.settings.friendly_name.as_str(), service.date_created, service.date_updated),
+            ("Owl Bank", 1, 2)
+        );
         let hooks = store
             .list_webhooks(
                 service.id,
@@ -338,7 +338,7 @@ mod tests {
             .unwrap();
         assert_eq!(hooks.rows.len(), 1);
         assert_eq!(
-            (hooks.rows[0].sid.as_str(), hooks.rows[0].webhook_url.as_str()),
+            (hooks.rows[0].sid.as_str(), hooks.rows[0].settings.webhook_url.as_str()),
             ("YW0123456789abcdef0123456789abcdef", "http://127.0.0.1:10")
         );
     }
@@ -356,7 +356,7 @@ mod tests {
         });
         assert!(store.apply_seed(&failing).await.is_err());
         assert!(store.account(AC).await.unwrap().is_none());
-        assert!(store.service(AC, VA).await.unwrap().is_none());
+        assert!(store.service(AC, &ServiceSid::parse(VA).unwrap()).await.unwrap().is_none());
         assert_eq!(
             store.apply_seed(&writes("Owl")).await.unwrap().created,
             4,

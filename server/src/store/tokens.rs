@@ -1,10 +1,12 @@
 //! Enrollment access tokens, and the server's own keys where they are kept in the database
 //! (PostgreSQL without a key file; see `keys`).
 
+use crate::domain::sid::AccessTokenSid;
 use crate::domain::status::FactorType;
-use sqlx::Connection as _;
 
-use super::{on_pool, Store};
+use super::script::Script;
+use super::services::ServiceRow;
+use super::{insert_sql, on_pool, Arg, Store};
 
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct AccessTokenRow {
@@ -25,34 +27,64 @@ pub struct AccessTokenRow {
 const COLUMNS: &str = "id, sid, service_id, account_sid, service_sid, entity_identity, \
     factor_type, factor_friendly_name, token, ttl, date_created";
 
+/// The columns an access token's creation sets.
+const INSERT_COLUMNS: &str = "sid, service_id, account_sid, service_sid, entity_identity, factor_type, \
+    factor_friendly_name, token, ttl, date_created";
+
+/// An enrolment access token to store, for `identity` in `service`.
+#[derive(Debug)]
+pub struct NewAccessToken<'a> {
+    pub sid: AccessTokenSid,
+    pub service: &'a ServiceRow,
+    pub identity: &'a str,
+    pub factor_type: FactorType,
+    pub factor_friendly_name: Option<&'a str>,
+    /// The sealed token.
+    pub token: String,
+    pub ttl: i64,
+    pub now: i64,
+}
+
 impl Store {
-    pub async fn insert_access_token(&self, t: &AccessTokenRow) -> Result<i64, sqlx::Error> {
-        let sql = format!(
-            "INSERT INTO access_tokens ({}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) \
-             RETURNING id",
-            &COLUMNS[4..]
-        );
-        on_pool!(self, write, |pool| {
-            sqlx::query_scalar::<_, i64>(&sql)
-                .bind(&t.sid)
-                .bind(t.service_id)
-                .bind(&t.account_sid)
-                .bind(&t.service_sid)
-                .bind(&t.entity_identity)
-                .bind(t.factor_type.as_str())
-                .bind(&t.factor_friendly_name)
-                .bind(&t.token)
-                .bind(t.ttl)
-                .bind(t.date_created)
-                .fetch_one(pool)
-                .await
+    /// Stores an access token.
+    pub async fn create_access_token(&self, new: NewAccessToken<'_>) -> Result<AccessTokenRow, sqlx::Error> {
+        let args = [
+            Arg::text(&new.sid),
+            Arg::Int(new.service.id),
+            Arg::text(&new.service.account_sid),
+            Arg::text(&new.service.sid),
+            Arg::text(new.identity),
+            Arg::text(new.factor_type.as_str()),
+            Arg::opt_text(new.factor_friendly_name),
+            Arg::text(&new.token),
+            Arg::Int(new.ttl),
+            Arg::Int(new.now),
+        ];
+        let script = Script::new().then(&format!("{} RETURNING id", insert_sql("access_tokens", INSERT_COLUMNS)), args);
+        let id = self.run_insert(script).await?;
+        Ok(AccessTokenRow {
+            id,
+            sid: new.sid.into(),
+            service_id: new.service.id,
+            account_sid: new.service.account_sid.clone(),
+            service_sid: new.service.sid.clone(),
+            entity_identity: new.identity.to_owned(),
+            factor_type: new.factor_type,
+            factor_friendly_name: new.factor_friendly_name.map(str::to_owned),
+            token: new.token,
+            ttl: new.ttl,
+            date_created: new.now,
         })
     }
 
-    pub async fn access_token(&self, service_id: i64, sid: &str) -> Result<Option<AccessTokenRow>, sqlx::Error> {
+    pub async fn access_token(
+        &self,
+        service_id: i64,
+        sid: &AccessTokenSid,
+    ) -> Result<Option<AccessTokenRow>, sqlx::Error> {
         let sql = format!("SELECT {COLUMNS} FROM access_tokens WHERE sid = $1 AND service_id = $2");
         on_pool!(self, read, |pool| {
-            sqlx::query_as::<_, AccessTokenRow>(&sql).bind(sid).bind(service_id).fetch_optional(pool).await
+            sqlx::query_as::<_, AccessTokenRow>(&sql).bind(sid.as_str()).bind(service_id).fetch_optional(pool).await
         })
     }
 
@@ -74,21 +106,18 @@ impl Store {
     }
 
     /// The value stored under `name`, storing `proposed` first if there is none. Every instance
-    /// sharing the database gets the same value, whichever proposed it first.
+    /// sharing the database gets the same value, whichever proposed it first: one statement, whose
+    /// no-op update of an existing key returns the value stored.
     pub async fn server_key_or_insert(&self, name: &str, proposed: &str) -> Result<String, sqlx::Error> {
         on_pool!(self, write, |pool| {
-            let mut tx = pool.begin().await?;
-            sqlx::query("INSERT INTO server_keys (name, value) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING")
-                .bind(name)
-                .bind(proposed)
-                .execute(&mut *tx)
-                .await?;
-            let value = sqlx::query_scalar::<_, String>("SELECT value FROM server_keys WHERE name = $1")
-                .bind(name)
-                .fetch_one(&mut *tx)
-                .await?;
-            tx.commit().await?;
-            Ok(value)
+            sqlx::query_scalar::<_, String>(
+                "INSERT INTO server_keys (name, value) VALUES ($1, $2) \
+                 ON CONFLICT (name) DO UPDATE SET value = server_keys.value RETURNING value",
+            )
+            .bind(name)
+            .bind(proposed)
+            .fetch_one(pool)
+            .await
         })
     }
 }

@@ -1,6 +1,9 @@
 //! Webhook configurations of a Service (delivery is the webhooks worker's business).
 
-use super::{on_pool, Arg, Page, Sql, Store, Window};
+use super::script::Script;
+use super::services::ServiceRow;
+use super::{bind_args, insert_sql, on_pool, Arg, Page, Sql, Store, Window};
+use crate::domain::sid::WebhookSid;
 use crate::domain::status::WebhookStatus;
 
 #[derive(Debug, Clone, sqlx::FromRow)]
@@ -10,79 +13,107 @@ pub struct WebhookRow {
     pub service_id: i64,
     pub account_sid: String,
     pub service_sid: String,
-    pub friendly_name: String,
-    /// Comma-separated event types, in the order given.
-    pub event_types: String,
-    pub webhook_url: String,
     pub webhook_method: String,
-    #[sqlx(try_from = "String")]
-    pub status: WebhookStatus,
-    pub version: String,
+    #[sqlx(flatten)]
+    pub settings: WebhookSettings,
     pub date_created: i64,
     pub date_updated: i64,
 }
 
+/// What a webhook's creator or updater sets.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct WebhookSettings {
+    pub friendly_name: String,
+    /// Comma-separated event types, in the order given.
+    pub event_types: String,
+    pub webhook_url: String,
+    #[sqlx(try_from = "String")]
+    pub status: WebhookStatus,
+    pub version: String,
+}
+
+impl WebhookSettings {
+    /// The settable columns' arguments: friendly_name, event_types, webhook_url, status, version.
+    fn args(&self) -> [Arg; 5] {
+        [
+            Arg::text(&self.friendly_name),
+            Arg::text(&self.event_types),
+            Arg::text(&self.webhook_url),
+            Arg::text(self.status.as_str()),
+            Arg::text(&self.version),
+        ]
+    }
+}
+
+/// A webhook to create for `service`.
+#[derive(Debug)]
+pub struct NewWebhook<'a> {
+    pub sid: WebhookSid,
+    pub service: &'a ServiceRow,
+    pub settings: WebhookSettings,
+    pub now: i64,
+}
+
+/// Every webhook is called with POST.
+const WEBHOOK_METHOD: &str = "POST";
+
 const COLUMNS: &str = "id, sid, service_id, account_sid, service_sid, friendly_name, event_types, \
     webhook_url, webhook_method, status, version, date_created, date_updated";
 
+const INSERT_COLUMNS: &str = "sid, service_id, account_sid, service_sid, webhook_method, friendly_name, \
+    event_types, webhook_url, status, version, date_created, date_updated";
+
 impl Store {
-    pub async fn insert_webhook(&self, w: &WebhookRow) -> Result<i64, sqlx::Error> {
-        let sql = format!(
-            "INSERT INTO webhooks ({}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) \
-             RETURNING id",
-            &COLUMNS[4..]
+    /// Creates a webhook.
+    pub async fn create_webhook(&self, new: NewWebhook<'_>) -> Result<WebhookRow, sqlx::Error> {
+        let scope = [
+            Arg::text(&new.sid),
+            Arg::Int(new.service.id),
+            Arg::text(&new.service.account_sid),
+            Arg::text(&new.service.sid),
+            Arg::text(WEBHOOK_METHOD),
+        ];
+        let args = scope.into_iter().chain(new.settings.args()).chain([Arg::Int(new.now), Arg::Int(new.now)]);
+        let script = Script::new().then(&format!("{} RETURNING id", insert_sql("webhooks", INSERT_COLUMNS)), args);
+        let id = self.run_insert(script).await?;
+        Ok(WebhookRow {
+            id,
+            sid: new.sid.into(),
+            service_id: new.service.id,
+            account_sid: new.service.account_sid.clone(),
+            service_sid: new.service.sid.clone(),
+            webhook_method: WEBHOOK_METHOD.to_owned(),
+            settings: new.settings,
+            date_created: new.now,
+            date_updated: new.now,
+        })
+    }
+
+    /// Writes `new` over a webhook's settings at `now`, only if the row still holds `old`'s
+    /// values, so that concurrent updates never overwrite each other. The updated row, or `None`
+    /// when it changed meanwhile (read it again and reapply) or is gone.
+    pub async fn update_webhook(
+        &self,
+        old: &WebhookRow,
+        new: WebhookSettings,
+        now: i64,
+    ) -> Result<Option<WebhookRow>, sqlx::Error> {
+        let sql = Sql::statement(
+            "UPDATE webhooks SET friendly_name = ?, event_types = ?, webhook_url = ?, status = ?, version = ?, \
+             date_updated = ? WHERE id = ? AND friendly_name = ? AND event_types = ? AND webhook_url = ? \
+             AND status = ? AND version = ?",
+            new.args().into_iter().chain([Arg::Int(now), Arg::Int(old.id)]).chain(old.settings.args()),
         );
-        on_pool!(self, write, |pool| {
-            sqlx::query_scalar::<_, i64>(&sql)
-                .bind(&w.sid)
-                .bind(w.service_id)
-                .bind(&w.account_sid)
-                .bind(&w.service_sid)
-                .bind(&w.friendly_name)
-                .bind(&w.event_types)
-                .bind(&w.webhook_url)
-                .bind(&w.webhook_method)
-                .bind(w.status.as_str())
-                .bind(&w.version)
-                .bind(w.date_created)
-                .bind(w.date_updated)
-                .fetch_one(pool)
-                .await
-        })
+        let updated = on_pool!(self, write, |pool| {
+            bind_args!(sqlx::query(&sql.text), &sql.args).execute(pool).await.map(|r| r.rows_affected() > 0)
+        })?;
+        Ok(updated.then(|| WebhookRow { settings: new, date_updated: now, ..old.clone() }))
     }
 
-    /// Writes an update of a webhook, only if the row still holds `old`'s values, so that
-    /// concurrent updates never overwrite each other. False when it changed meanwhile (read it
-    /// again and reapply) or is gone.
-    pub async fn update_webhook(&self, old: &WebhookRow, new: &WebhookRow) -> Result<bool, sqlx::Error> {
-        on_pool!(self, write, |pool| {
-            sqlx::query(
-                "UPDATE webhooks SET friendly_name = $2, event_types = $3, webhook_url = $4, \
-                 status = $5, version = $6, date_updated = $7 WHERE id = $1 AND friendly_name = $8 \
-                 AND event_types = $9 AND webhook_url = $10 AND status = $11 AND version = $12",
-            )
-            .bind(old.id)
-            .bind(&new.friendly_name)
-            .bind(&new.event_types)
-            .bind(&new.webhook_url)
-            .bind(new.status.as_str())
-            .bind(&new.version)
-            .bind(new.date_updated)
-            .bind(&old.friendly_name)
-            .bind(&old.event_types)
-            .bind(&old.webhook_url)
-            .bind(old.status.as_str())
-            .bind(&old.version)
-            .execute(pool)
-            .await
-            .map(|r| r.rows_affected() > 0)
-        })
-    }
-
-    pub async fn webhook(&self, service_id: i64, sid: &str) -> Result<Option<WebhookRow>, sqlx::Error> {
+    pub async fn webhook(&self, service_id: i64, sid: &WebhookSid) -> Result<Option<WebhookRow>, sqlx::Error> {
         let sql = format!("SELECT {COLUMNS} FROM webhooks WHERE sid = $1 AND service_id = $2");
         on_pool!(self, read, |pool| {
-            sqlx::query_as::<_, WebhookRow>(&sql).bind(sid).bind(service_id).fetch_optional(pool).await
+            sqlx::query_as::<_, WebhookRow>(&sql).bind(sid.as_str()).bind(service_id).fetch_optional(pool).await
         })
     }
 

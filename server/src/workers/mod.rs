@@ -15,7 +15,7 @@ use std::time::Duration;
 use tokio::sync::{Mutex, Notify};
 use tokio::task::JoinHandle;
 
-use crate::clock::SharedClock;
+use crate::clock::{jumped, SharedClock};
 use crate::store::outbox::Outbox;
 use crate::store::Store;
 
@@ -54,13 +54,17 @@ impl<P: Pass> OutboxWorker<P> {
         self.pass.pass(now).await
     }
 
-    /// Passes until the task is aborted, waiting after each pass that claimed nothing.
+    /// Passes until the task is aborted, waiting after each pass that claimed nothing (until a
+    /// wake-up, the poll interval, or a jump of the clock).
     async fn run(self: Arc<Self>, clock: SharedClock) {
+        let mut jumps = clock.jumps();
         loop {
             if self.once(clock.now()).await == 0 {
                 tokio::select! {
                     () = self.wake.notified() => {}
                     () = tokio::time::sleep(self.poll) => {}
+                    // A retry due at the new time goes now, not at the next poll.
+                    () = jumped(&mut jumps) => {}
                 }
             }
         }

@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use crate::clock::SharedClock;
+use crate::clock::{jumped, SharedClock};
 use crate::store::Store;
 
 const BATCH: i64 = 1000;
@@ -30,12 +30,16 @@ pub async fn sweep(store: &Store, now: i64, unverified_factor_ttl: i64) -> Resul
     Ok((expired, deleted))
 }
 
-/// Sweeps every `interval` until the task is aborted.
+/// Sweeps every `interval`, and at once when the clock jumps, until the task is aborted.
 pub async fn run(store: Store, clock: SharedClock, interval: Duration, unverified_factor_ttl: i64) {
     let mut ticker = tokio::time::interval(interval);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut jumps = clock.jumps();
     loop {
-        ticker.tick().await;
+        tokio::select! {
+            _ = ticker.tick() => {}
+            () = jumped(&mut jumps) => {}
+        }
         match sweep(&store, clock.now(), unverified_factor_ttl).await {
             Ok((0, 0)) => {}
             Ok((expired, deleted)) => {
