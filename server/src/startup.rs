@@ -17,6 +17,7 @@ use anyhow::Context;
 use futures_util::FutureExt;
 
 use crate::accounts::Accounts;
+use crate::api::virtual_device::{self, Enrolment};
 use crate::api::{self, AppState, Urls};
 use crate::bootstrap::{self, GeneratedAccount};
 use crate::clock::{EmulatedClock, SharedClock};
@@ -25,7 +26,7 @@ use crate::crypto::access_token::TokenKey;
 use crate::crypto::secretbox::SecretBox;
 use crate::domain::dates;
 use crate::error::ApiError;
-use crate::seed::Seed;
+use crate::seed::{Seed, SeedDevice};
 use crate::store::Store;
 use crate::workers::{OutboxWorker, Workers};
 use crate::{push, webhooks};
@@ -48,6 +49,46 @@ pub struct Application {
     pub generated_account: Option<GeneratedAccount>,
     /// The local CA of `--tls-self-signed`, if used.
     pub self_signed: Option<crate::tls::SelfSignedInfo>,
+}
+
+/// Enrols the seed file's devices as virtual devices, through the device path with their fixed
+/// Factor SIDs, after the seed's transaction (README.md, "Seed file"). A device whose Factor
+/// already exists is left alone with its key; one held elsewhere was refused by
+/// [`Seed::prepare`], and is refused here too should it appear since.
+async fn enroll_seeded(state: &AppState, devices: &[SeedDevice]) -> anyhow::Result<()> {
+    let (mut enrolled, mut unchanged) = (0, 0);
+    for d in devices {
+        if let Some(factor) = state.store.factor_anywhere(&d.factor_sid).await? {
+            anyhow::ensure!(
+                factor.account_sid == d.account_sid
+                    && factor.service_sid == *d.service_sid
+                    && factor.identity == d.identity,
+                "the seed file's {}.factor_sid: {} is a Factor of another account, Service or identity",
+                d.path,
+                d.factor_sid
+            );
+            unchanged += 1;
+            continue;
+        }
+        let enrolment = Enrolment {
+            service_sid: &d.service_sid,
+            identity: &d.identity,
+            access_token: None,
+            style: d.style,
+            friendly_name: d.friendly_name.as_deref().unwrap_or(api::devices::DEFAULT_FRIENDLY_NAME),
+            push_token: d.push_token.as_deref(),
+            verify: true,
+            factor_sid: Some(&d.factor_sid),
+        };
+        virtual_device::enroll(state, &d.account_sid, &enrolment)
+            .await
+            .map_err(|e| anyhow::anyhow!("enrolling the seed file's device {} ({}): {e}", d.path, d.factor_sid))?;
+        enrolled += 1;
+    }
+    if !devices.is_empty() {
+        tracing::info!(enrolled, unchanged, "seed file devices enrolled");
+    }
+    Ok(())
 }
 
 impl Application {
@@ -106,6 +147,9 @@ impl Application {
             emulated_clock,
             draining: drain.draining.clone(),
         });
+        if let Some(seed) = &seed {
+            enroll_seeded(&state, &seed.devices()).await?;
+        }
 
         let app_state = state.clone();
         let app_clock = clock.clone();

@@ -1,7 +1,8 @@
 //! The seed file (`--seed`, README "Seed file") with the real binary, on both backends: the
 //! example file serves its fixed SIDs and credentials; a restart with the same file writes
 //! nothing; a changed file updates what it names and leaves the rest; a bad file stops the start
-//! with the field and line at fault and leaves the database as it was.
+//! with the field and line at fault and leaves the database as it was. Seeded devices are
+//! verified Factors with their fixed SIDs that answer Challenges, across restarts.
 #![expect(clippy::unwrap_used, reason = "tests fail loudly by design")]
 
 mod support;
@@ -19,6 +20,8 @@ const EXAMPLE_KEY: &str = "SK00000000000000000000000000005eed";
 const EXAMPLE_KEY_SECRET: &str = "local-dev-api-key-secret";
 const EXAMPLE_SERVICE: &str = "VA00000000000000000000000000005eed";
 const EXAMPLE_CREDENTIAL: &str = "CR00000000000000000000000000005eed";
+const EXAMPLE_FACTOR: &str = "YF00000000000000000000000000005eed";
+const EXAMPLE_IDENTITY: &str = "user-0001";
 
 const AC: &str = "ACc0ffee00000000000000000000000001";
 const SK: &str = "SKc0ffee00000000000000000000000001";
@@ -26,6 +29,7 @@ const CR: &str = "CRc0ffee00000000000000000000000001";
 const VA: &str = "VAc0ffee00000000000000000000000001";
 const VA_NEW: &str = "VAc0ffee00000000000000000000000002";
 const YW: &str = "YWc0ffee00000000000000000000000001";
+const YF: &str = "YFc0ffee00000000000000000000000001";
 
 fn example() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/seed.yaml")
@@ -94,7 +98,7 @@ async fn post(url: &str, user: &str, secret: &str, form: &[(&str, &str)]) -> Val
 /// Every row of the tables a seed writes, as text. Credential secrets are included: sealed
 /// again, a secret would differ even with the same material.
 async fn snapshot(db: &Database) -> Vec<String> {
-    let tables: [(&str, &[&str], &str); 5] = [
+    let tables: [(&str, &[&str], &str); 7] = [
         ("accounts", &["sid", "auth_token", "friendly_name", "date_created"], "sid"),
         ("api_keys", &["sid", "account_sid", "date_created"], "sid"),
         (
@@ -136,6 +140,27 @@ async fn snapshot(db: &Database) -> Vec<String> {
                 "date_created",
                 "date_updated",
             ],
+            "id",
+        ),
+        (
+            "factors",
+            &[
+                "id",
+                "sid",
+                "service_sid",
+                "identity",
+                "friendly_name",
+                "status",
+                "binding_public_key",
+                "config",
+                "date_created",
+                "date_updated",
+            ],
+            "id",
+        ),
+        (
+            "virtual_devices",
+            &["id", "factor_sid", "service_sid", "identity", "style", "sealed_key", "date_created"],
             "id",
         ),
     ];
@@ -197,14 +222,50 @@ async fn the_example_seed_file_serves_its_fixed_sids_and_a_restart_writes_nothin
     assert_eq!(hooks[0]["webhook_url"], "http://127.0.0.1:9000/verify-events");
     assert_eq!(hooks[0]["event_types"], json!(["*"]));
     assert_eq!((hooks[0]["version"].as_str(), hooks[0]["status"].as_str()), (Some("v2"), Some("enabled")));
+
+    // The seeded device: a verified push Factor with its fixed SID, that answers Challenges.
+    let entity_url = format!("{service_url}/Entities/{EXAMPLE_IDENTITY}");
+    let (status, factor) = get(&format!("{entity_url}/Factors/{EXAMPLE_FACTOR}"), EXAMPLE_ACCOUNT, EXAMPLE_TOKEN).await;
+    assert_eq!(status, StatusCode::OK, "{factor}");
+    assert_eq!(
+        (factor["status"].as_str(), factor["identity"].as_str(), factor["friendly_name"].as_str()),
+        (Some("verified"), Some(EXAMPLE_IDENTITY), Some("Test phone"))
+    );
+    assert_eq!(factor["config"]["notification_platform"], "none", "no push_token: no platform");
+    let device_url = format!("{}/_emulator/Devices/{EXAMPLE_FACTOR}", server.url);
+    let (status, device) = get(&device_url, EXAMPLE_ACCOUNT, EXAMPLE_TOKEN).await;
+    assert_eq!(status, StatusCode::OK, "{device}");
+    assert_eq!((device["style"].as_str(), device["service_sid"].as_str()), (Some("android"), Some(EXAMPLE_SERVICE)));
+    approve_with_device(&server.url, &entity_url).await;
     server.kill();
 
     let before = snapshot(&database).await;
     assert!(before.iter().any(|row| row.contains(EXAMPLE_SERVICE) && row.contains(EXAMPLE_CREDENTIAL)), "{before:?}");
     let server = Server::start(&database.url, free_port(), &env).await;
-    assert_eq!(snapshot(&database).await, before, "a start with the same file writes nothing");
+    assert_eq!(snapshot(&database).await, before, "a start with the same file writes nothing, enrols nothing");
     let service_url = format!("{}/v2/Services/{EXAMPLE_SERVICE}", server.url);
     assert_eq!(get(&service_url, EXAMPLE_KEY, EXAMPLE_KEY_SECRET).await.0, StatusCode::OK);
+    // The device kept its key: it still answers.
+    approve_with_device(&server.url, &format!("{service_url}/Entities/{EXAMPLE_IDENTITY}")).await;
+}
+
+/// Creates a Challenge for the example's device and approves it as the device does
+/// (`/_emulator/Devices/{FactorSid}/Challenges/latest`); the backend then reads it approved.
+async fn approve_with_device(base: &str, entity_url: &str) {
+    let challenge = post(
+        &format!("{entity_url}/Challenges"),
+        EXAMPLE_ACCOUNT,
+        EXAMPLE_TOKEN,
+        &[("FactorSid", EXAMPLE_FACTOR), ("Details.Message", "Log in?")],
+    )
+    .await;
+    assert_eq!(challenge["status"], "pending");
+    let answer_url = format!("{base}/_emulator/Devices/{EXAMPLE_FACTOR}/Challenges/latest");
+    let answered = post(&answer_url, EXAMPLE_ACCOUNT, EXAMPLE_TOKEN, &[("Status", "approved")]).await;
+    assert_eq!(answered["sid"], challenge["sid"]);
+    let challenge_url = format!("{entity_url}/Challenges/{}", challenge["sid"].as_str().unwrap());
+    let (status, fetched) = get(&challenge_url, EXAMPLE_ACCOUNT, EXAMPLE_TOKEN).await;
+    assert_eq!((status, fetched["status"].as_str()), (StatusCode::OK, Some("approved")), "{fetched}");
 }
 
 async fn a_changed_seed_file_updates_what_it_names_and_leaves_the_rest(backend: Backend) {
@@ -271,12 +332,17 @@ async fn a_changed_seed_file_updates_what_it_names_and_leaves_the_rest(backend: 
 async fn a_bad_seed_file_stops_the_start_and_leaves_the_database_as_it_was(backend: Backend) {
     let database = Database::fresh(backend, "seed_bad").await;
     let folder = SeedFolder::new("bad");
-    let good = seed_text("first-token-1", "First name", "");
+    let good = seed_text(
+        "first-token-1",
+        "First name",
+        &format!("        devices: [{{identity: user-0001, factor_sid: {YF}}}]\n"),
+    );
     let path = folder.write(&good);
     let mut server = Server::start(&database.url, free_port(), &[("VERIFY_PUSH_SEED", &path)]).await;
     server.kill();
     let before = snapshot(&database).await;
     assert!(before.iter().any(|row| row.starts_with("webhooks|") && row.contains(YW)), "{before:?}");
+    assert!(before.iter().any(|row| row.starts_with("virtual_devices|") && row.contains(YF)), "{before:?}");
 
     let unknown = "CRdead0000000000000000000000000000";
     // Valid up to its last line: a new token, a renamed Service, a new one, then a Service that
@@ -311,6 +377,16 @@ async fn a_bad_seed_file_stops_the_start_and_leaves_the_database_as_it_was(backe
         (
             format!("accounts:\n  - account_sid: ACc0ffee00000000000000000000000009\n    auth_token: other-token\n    services:\n      - {{sid: {VA}, friendly_name: Taken}}\n"),
             "accounts[0].services[0].sid: belongs to another account at line 5".to_owned(),
+        ),
+        (
+            // The seeded device's Factor SID, now under another Service of the file.
+            seed_text(
+                "first-token-1",
+                "First name",
+                &format!("      - {{sid: {VA_NEW}, friendly_name: Added, devices: [{{identity: user-0001, factor_sid: {YF}}}]}}\n"),
+            ),
+            "accounts[0].services[1].devices[0].factor_sid: is a Factor of another account, Service or identity at line 14"
+                .to_owned(),
         ),
     ];
     for (text, wanted) in cases {

@@ -23,7 +23,7 @@ use crate::domain::rules::{
     WEBHOOK_EVENT_TYPES, WEBHOOK_FRIENDLY_NAME_MAX, WEBHOOK_URL_MAX,
 };
 use crate::domain::sid::{AccountSid, ApiKeySid, CredentialSid, FactorSid, ServiceSid, WebhookSid};
-use crate::domain::status::{CredentialType, WebhookStatus};
+use crate::domain::status::{CredentialType, DeviceStyle, WebhookStatus};
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -134,7 +134,7 @@ pub struct Webhook {
     pub status: Option<Field<WebhookStatus>>,
 }
 
-/// A virtual device: a Factor with a fixed SID, enrolled for `identity` (see `seed::apply_devices`).
+/// A virtual device: a Factor with a fixed SID, enrolled for `identity` once the seed is written (startup.rs).
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Device {
@@ -236,7 +236,7 @@ macro_rules! words {
         }
     )+};
 }
-words!(CredentialType, WebhookStatus);
+words!(CredentialType, DeviceStyle, WebhookStatus);
 
 /// An auth token or API key secret: at least [`MIN_SECRET_LEN`] characters. Never printed.
 #[derive(Clone)]
@@ -347,8 +347,6 @@ macro_rules! choices {
 choices! {
     /// A webhook's payload version.
     Version { V1 => "v1", V2 => "v2" }
-    /// Which SDK a virtual device speaks as (its push platform follows: fcm / apn).
-    DeviceStyle { Android => "android", Ios => "ios" }
 }
 
 /// A webhook's event types: at least one, each one the Webhooks API takes, repeats dropped.

@@ -20,11 +20,11 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 
-use self::file::{Credential, DeviceStyle, Field, FilePath, SeedFile, Version};
+use self::file::{Credential, Field, FilePath, SeedFile, Version};
 use crate::crypto::secretbox::SecretBox;
 use crate::crypto::sha256;
-use crate::domain::sid::{CredentialSid, FactorSid, WebhookSid};
-use crate::domain::status::{CredentialType, WebhookStatus};
+use crate::domain::sid::{CredentialSid, FactorSid, ServiceSid, WebhookSid};
+use crate::domain::status::{CredentialType, DeviceStyle, WebhookStatus};
 use crate::error::ApiError;
 use crate::push::secrets::Secret;
 use crate::store::accounts::{AccountRow, ApiKeyRow};
@@ -60,13 +60,14 @@ fn refuse<T>(field: &Field<T>, reason: impl Into<String>) -> Refusal {
     Refusal::Field(field.at, reason.into())
 }
 
-/// A virtual device of the seed file, checked (see [`apply_devices`]).
+/// A virtual device of the seed file, checked. startup.rs enrols it once the seed's transaction
+/// has committed (README.md, "Seed file").
 #[derive(Debug, Clone)]
 pub struct SeedDevice {
     /// Where it is in the file (`accounts[0].services[1].devices[2]`), for errors.
     pub path: String,
     pub account_sid: String,
-    pub service_sid: String,
+    pub service_sid: ServiceSid,
     pub identity: String,
     pub factor_sid: FactorSid,
     pub style: DeviceStyle,
@@ -168,8 +169,8 @@ impl Seed {
         self.writes(store, secrets, now).await.map_err(|refusal| self.refused(refusal))
     }
 
-    /// Writes what [`Seed::prepare`] made in one transaction; then the virtual devices
-    /// ([`apply_devices`]).
+    /// Writes what [`Seed::prepare`] made in one transaction. The virtual devices come after,
+    /// through the device path (startup.rs), once their Services exist.
     pub async fn apply(&self, store: &Store, writes: &SeedWrites) -> anyhow::Result<SeedCounts> {
         let counts = store.apply_seed(writes).await.context("writing the seed file's resources")?;
         tracing::info!(
@@ -179,7 +180,6 @@ impl Seed {
             unchanged = counts.unchanged,
             "seed file applied"
         );
-        apply_devices(store, &self.devices()).await?;
         Ok(counts)
     }
 
@@ -284,6 +284,19 @@ impl Seed {
                     };
                     w.webhooks.push((row, webhook.sid.is_some()));
                 }
+                for device in &service.devices {
+                    // A Factor SID already held elsewhere would make its enrolment fail after
+                    // the transaction: refuse it now. Held here, the device is left alone.
+                    let held = store.factor_anywhere(&device.factor_sid).await?;
+                    let elsewhere = held.is_some_and(|f| {
+                        f.account_sid != account_sid
+                            || f.service_sid != *service.sid.value
+                            || f.identity != device.identity.0
+                    });
+                    if elsewhere {
+                        return Err(refuse(&device.factor_sid, "is a Factor of another account, Service or identity"));
+                    }
+                }
             }
         }
         Ok(w)
@@ -298,7 +311,7 @@ impl Seed {
                     devices.push(SeedDevice {
                         path: format!("accounts[{a}].services[{s}].devices[{d}]"),
                         account_sid: account.account_sid.to_string(),
-                        service_sid: service.sid.to_string(),
+                        service_sid: service.sid.value.clone(),
                         identity: device.identity.0.clone(),
                         factor_sid: device.factor_sid.value.clone(),
                         style: device.style.as_ref().map_or(DeviceStyle::Android, |s| s.value),
@@ -310,28 +323,6 @@ impl Seed {
         }
         devices
     }
-}
-
-/// The hook for virtual devices (`devices:` of a Service), called after the seed's transaction
-/// has committed, so each device's Service exists. Not wired yet: virtual devices (the device
-/// keys table and the enrolment through the device path) are built apart; until they are merged
-/// the devices are checked (identity, factor SID, style, name, push token) and reported, not
-/// enrolled.
-///
-/// What it must do, per device, idempotently: if a Factor `factor_sid` exists for the same
-/// account, Service and identity, leave it (and its key) alone; if it exists elsewhere, refuse
-/// the start naming `path`; else create a P-256 key, store it encrypted as a virtual device's,
-/// and enrol it through the device path (Entity `identity`, push Factor `factor_sid` with the
-/// style's platform and `push_token`, then verify it), so the Factor is `verified` and answers
-/// Challenges like any virtual device.
-pub async fn apply_devices(_store: &Store, devices: &[SeedDevice]) -> anyhow::Result<()> {
-    if !devices.is_empty() {
-        tracing::warn!(
-            devices = devices.len(),
-            "the seed file's devices are checked but not enrolled: this build has no virtual devices"
-        );
-    }
-    Ok(())
 }
 
 fn invalid(path: &Path, message: &str) -> anyhow::Error {
