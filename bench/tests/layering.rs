@@ -54,6 +54,9 @@ const SERVER_LAYERS: &[(&str, &[&str])] = &[
     // Start-up seeding of accounts and API keys from the flags.
     ("bootstrap", &["config", "crypto", "domain", "store"]),
     ("keys", &["config", "crypto", "domain", "store"]),
+    // The seed file: its resources checked as the API checks them (credential material through
+    // `push`, which answers in `ApiError`s) and written in one transaction.
+    ("seed", &["crypto", "domain", "error", "push", "store"]),
     // HTTP only: the handlers, over everything below.
     ("api", &["accounts", "clock", "config", "crypto", "domain", "error", "push", "store", "webhooks", "workers"]),
     // Wires the layers together and serves.
@@ -70,6 +73,7 @@ const SERVER_LAYERS: &[(&str, &[&str])] = &[
             "error",
             "keys",
             "push",
+            "seed",
             "store",
             "telemetry",
             "tls",

@@ -11,6 +11,7 @@ use serde::Deserialize;
 
 use crate::config::ServeArgs;
 use crate::crypto::sha256;
+use crate::domain::rules::MIN_SECRET_LEN;
 use crate::domain::sid::{random_hex, AccountSid, ApiKeySid};
 use crate::store::accounts::{AccountRow, ApiKeyRow};
 use crate::store::Store;
@@ -46,21 +47,54 @@ pub struct GeneratedAccount {
     pub auth_token: String,
 }
 
+/// The accounts and API keys a seed file (`--seed`, README "Seed file") configures: its own
+/// transaction writes them, after this; here they count as configured.
+#[derive(Debug, Default)]
+pub struct Seeded {
+    pub accounts: Vec<String>,
+    pub api_keys: Vec<String>,
+}
+
 /// Puts the configured accounts in place and deletes the API keys no longer configured (API keys
-/// come only from configuration). Returns the account generated on first start, when nothing
-/// was configured and the database had none.
-pub async fn bootstrap(store: &Store, args: &ServeArgs, now: i64) -> anyhow::Result<Option<GeneratedAccount>> {
-    let mut configured = false;
-    let mut api_keys = Vec::new();
-    if let Some(path) = &args.accounts_file {
-        for entry in read_accounts_file(path)? {
-            put_account(store, &entry.account_sid, &entry.auth_token, entry.friendly_name.as_deref(), now).await?;
-            for key in &entry.api_keys {
-                put_api_key(store, &key.sid, &key.secret, &entry.account_sid, now).await?;
-                api_keys.push(key.sid.clone());
-            }
-            configured = true;
+/// come only from configuration: the flags, the accounts file or the seed file). Returns the
+/// account generated on first start, when nothing was configured and the database had none.
+/// An account or API key configured both by the seed file and by the flags or the accounts file
+/// stops the start: each lives in one place.
+pub async fn bootstrap(
+    store: &Store,
+    args: &ServeArgs,
+    seeded: &Seeded,
+    now: i64,
+) -> anyhow::Result<Option<GeneratedAccount>> {
+    let mut configured = !seeded.accounts.is_empty();
+    let mut api_keys = seeded.api_keys.clone();
+    let twice = |kind: &str, sid: &str| {
+        anyhow::anyhow!(
+            "{kind} {sid} is configured both by the seed file and by the flags or the accounts file: \
+             configure it in one place"
+        )
+    };
+    let entries = match &args.accounts_file {
+        Some(path) => read_accounts_file(path)?,
+        None => Vec::new(),
+    };
+    for sid in entries.iter().map(|e| &e.account_sid).chain(&args.account_sid) {
+        if seeded.accounts.contains(sid) {
+            return Err(twice("account", sid));
         }
+    }
+    for sid in entries.iter().flat_map(|e| e.api_keys.iter().map(|k| &k.sid)).chain(&args.api_key_sid) {
+        if seeded.api_keys.contains(sid) {
+            return Err(twice("API key", sid));
+        }
+    }
+    for entry in entries {
+        put_account(store, &entry.account_sid, &entry.auth_token, entry.friendly_name.as_deref(), now).await?;
+        for key in &entry.api_keys {
+            put_api_key(store, &key.sid, &key.secret, &entry.account_sid, now).await?;
+            api_keys.push(key.sid.clone());
+        }
+        configured = true;
     }
     match (&args.account_sid, &args.auth_token) {
         (Some(sid), Some(token)) => {
@@ -111,8 +145,8 @@ async fn put_account(store: &Store, sid: &str, token: &str, name: Option<&str>, 
     if AccountSid::parse(sid).is_none() {
         anyhow::bail!("account SID {sid:?} must be AC followed by 32 hexadecimal digits");
     }
-    if token.len() < 8 {
-        anyhow::bail!("the auth token of {sid} must be at least 8 characters");
+    if token.len() < MIN_SECRET_LEN {
+        anyhow::bail!("the auth token of {sid} must be at least {MIN_SECRET_LEN} characters");
     }
     let row = AccountRow {
         sid: sid.to_owned(),
@@ -127,8 +161,8 @@ async fn put_api_key(store: &Store, sid: &str, secret: &str, account_sid: &str, 
     if ApiKeySid::parse(sid).is_none() {
         anyhow::bail!("API key SID {sid:?} must be SK followed by 32 hexadecimal digits");
     }
-    if secret.len() < 8 {
-        anyhow::bail!("the secret of API key {sid} must be at least 8 characters");
+    if secret.len() < MIN_SECRET_LEN {
+        anyhow::bail!("the secret of API key {sid} must be at least {MIN_SECRET_LEN} characters");
     }
     let row = ApiKeyRow {
         sid: sid.to_owned(),

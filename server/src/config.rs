@@ -90,6 +90,11 @@ pub struct ServeArgs {
     /// A JSON file of further accounts and API keys (see README, "Accounts").
     #[arg(long, env = "VERIFY_PUSH_ACCOUNTS_FILE")]
     pub accounts_file: Option<PathBuf>,
+    /// A seed file (YAML; JSON is YAML too) of accounts, API keys, push credentials, Services
+    /// with fixed SIDs, their webhooks and virtual devices, put in place at every start (README,
+    /// "Seed file"). A bad file stops the start, naming the field, line and column.
+    #[arg(long, env = "VERIFY_PUSH_SEED")]
+    pub seed: Option<PathBuf>,
     /// Milliseconds an instance trusts a cached credential before reading it again, so that a
     /// rotated auth token or a removed API key reaches every instance within this time.
     #[arg(long, env = "VERIFY_PUSH_ACCOUNTS_REFRESH_MS", default_value_t = 2000)]
@@ -243,6 +248,7 @@ impl ServeArgs {
             api_key_sid: None,
             api_key_secret: None,
             accounts_file: None,
+            seed: None,
             accounts_refresh_ms: 2000,
             access_token_key: None,
             sweep_interval: 10,

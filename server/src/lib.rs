@@ -2,7 +2,7 @@
 //!
 //! Layers (see docs/ARCHITECTURE.md): `api` (HTTP only) → `domain` (rules, no I/O) and `crypto`
 //! (functions over bytes) → `store` (all SQL). `startup` wires them with `config`, `accounts`
-//! (authentication), `bootstrap` (seeding accounts from the flags), `keys` and `tls`, and starts the background tasks: the outbox workers of `push` and
+//! (authentication), `bootstrap` (seeding accounts from the flags), `seed` (the seed file), `keys` and `tls`, and starts the background tasks: the outbox workers of `push` and
 //! `webhooks` and the sweeper of `workers`. `error` is every client-visible failure; `clock` the
 //! time handlers and workers see.
 
@@ -16,6 +16,7 @@ pub mod domain;
 pub mod error;
 pub mod keys;
 pub mod push;
+pub mod seed;
 pub mod startup;
 pub mod store;
 pub mod telemetry;

@@ -1,7 +1,8 @@
-//! Building and running the server: connect the store, put accounts and keys in place, bind,
-//! serve, and run the push and webhook workers and the sweeper beside it; on SIGTERM/SIGINT,
-//! drain open connections before stopping (`drain_on_signal`). [`Application::build`] binds first
-//! (port 0 works) and reports the port, so tests run real servers side by side.
+//! Building and running the server: read the seed file, connect the store, load the keys, put
+//! accounts and the seed's resources in place, bind, serve, and run the push and webhook workers
+//! and the sweeper beside it; on SIGTERM/SIGINT, drain open connections before stopping
+//! (`drain_on_signal`). [`Application::build`] binds first (port 0 works) and reports the port,
+//! so tests run real servers side by side.
 
 use std::net::TcpListener;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -16,6 +17,7 @@ use anyhow::Context;
 use futures_util::FutureExt;
 
 use crate::accounts::Accounts;
+use crate::api::virtual_device::{self, Enrolment};
 use crate::api::{self, AppState, Urls};
 use crate::bootstrap::{self, GeneratedAccount};
 use crate::clock::{EmulatedClock, SharedClock};
@@ -24,6 +26,7 @@ use crate::crypto::access_token::TokenKey;
 use crate::crypto::secretbox::SecretBox;
 use crate::domain::dates;
 use crate::error::ApiError;
+use crate::seed::{Seed, SeedDevice};
 use crate::store::Store;
 use crate::workers::{OutboxWorker, Workers};
 use crate::{push, webhooks};
@@ -48,10 +51,71 @@ pub struct Application {
     pub self_signed: Option<crate::tls::SelfSignedInfo>,
 }
 
+/// Enrols the seed file's devices as virtual devices, through the device path with their fixed
+/// Factor SIDs, after the seed's transaction (README.md, "Seed file"). A device whose Factor
+/// already exists is left alone with its key; one held elsewhere was refused by
+/// [`Seed::prepare`], and is refused here too should it appear since.
+async fn enroll_seeded(state: &AppState, devices: &[SeedDevice]) -> anyhow::Result<()> {
+    let (mut enrolled, mut unchanged) = (0, 0);
+    for d in devices {
+        if let Some(factor) = state.store.factor_anywhere(&d.factor_sid).await? {
+            anyhow::ensure!(
+                factor.account_sid == d.account_sid
+                    && factor.service_sid == *d.service_sid
+                    && factor.identity == d.identity,
+                "the seed file's {}.factor_sid: {} is a Factor of another account, Service or identity",
+                d.path,
+                d.factor_sid
+            );
+            unchanged += 1;
+            continue;
+        }
+        let enrolment = Enrolment {
+            service_sid: &d.service_sid,
+            identity: &d.identity,
+            access_token: None,
+            style: d.style,
+            friendly_name: d.friendly_name.as_deref().unwrap_or(api::devices::DEFAULT_FRIENDLY_NAME),
+            push_token: d.push_token.as_deref(),
+            verify: true,
+            factor_sid: Some(&d.factor_sid),
+        };
+        virtual_device::enroll(state, &d.account_sid, &enrolment)
+            .await
+            .map_err(|e| anyhow::anyhow!("enrolling the seed file's device {} ({}): {e}", d.path, d.factor_sid))?;
+        enrolled += 1;
+    }
+    if !devices.is_empty() {
+        tracing::info!(enrolled, unchanged, "seed file devices enrolled");
+    }
+    Ok(())
+}
+
+/// The seed file, put back for one account after `/_emulator/Reset`.
+struct SeedAgain(Arc<Seed>);
+
+impl crate::api::Reseed for SeedAgain {
+    fn reseed<'a>(
+        &'a self,
+        state: &'a AppState,
+        account_sid: &'a str,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = anyhow::Result<()>> + 'a>> {
+        Box::pin(async move {
+            let writes = self.0.prepare(&state.store, &state.secrets, state.clock.now()).await?;
+            self.0.apply(&state.store, &writes.of_account(account_sid)).await?;
+            let devices: Vec<SeedDevice> =
+                self.0.devices().into_iter().filter(|d| d.account_sid == account_sid).collect();
+            enroll_seeded(state, &devices).await
+        })
+    }
+}
+
 impl Application {
     /// Builds the server over `base`, the clock the test controls move (the system clock in
     /// production); with `--emulator-controls off`, `base` is the server's clock as it is.
     pub async fn build(args: ServeArgs, base: SharedClock) -> anyhow::Result<Application> {
+        // A bad seed file stops the start before the database is touched.
+        let seed = args.seed.as_deref().map(Seed::load).transpose()?.map(Arc::new);
         let store = Store::connect(&args.database.database_url, args.database.database_max_connections).await?;
         let emulated_clock = match args.emulator_controls {
             EmulatorControls::On => Some(EmulatedClock::load(store.clone(), base.clone()).await?),
@@ -61,10 +125,20 @@ impl Application {
             Some(emulated) => emulated.clone(),
             None => base,
         };
-        let generated_account = bootstrap::bootstrap(&store, &args, clock.now()).await?;
         let keys = crate::keys::load(&store, &args).await?;
         let token_key = TokenKey::new(&keys.access_token);
         let secrets = Arc::new(SecretBox::new(&keys.credentials));
+        // Every check of the seed before any write (bootstrap removes unconfigured API keys).
+        let seed_writes = match &seed {
+            Some(seed) => Some(seed.prepare(&store, &secrets, clock.now()).await?),
+            None => None,
+        };
+        let (accounts, api_keys) = seed.as_deref().map(Seed::configured).unwrap_or_default();
+        let seeded = bootstrap::Seeded { accounts, api_keys };
+        let generated_account = bootstrap::bootstrap(&store, &args, &seeded, clock.now()).await?;
+        if let (Some(seed), Some(writes)) = (&seed, &seed_writes) {
+            seed.apply(&store, writes).await?;
+        }
         let push = args.push()?;
         let push_wake = Arc::new(tokio::sync::Notify::new());
         let webhook_settings = args.webhooks();
@@ -91,7 +165,12 @@ impl Application {
             webhook_wake: webhook_wake.clone(),
             emulated_clock,
             draining: drain.draining.clone(),
+            drain_wake: drain.wake.clone(),
+            reseed: seed.clone().map(|seed| Arc::new(SeedAgain(seed)) as Arc<dyn crate::api::Reseed>),
         });
+        if let Some(seed) = &seed {
+            enroll_seeded(&state, &seed.devices()).await?;
+        }
 
         let app_state = state.clone();
         let app_clock = clock.clone();
@@ -237,6 +316,8 @@ struct Drain {
     /// Set at the first SIGTERM/SIGINT: each answer then closes its connection, and `/healthz`
     /// answers 503 `draining` (shared with [`AppState`]).
     draining: Arc<AtomicBool>,
+    /// Woken when `draining` is set (open event streams end).
+    wake: Arc<tokio::sync::Notify>,
     /// Open HTTP connections.
     connections: AtomicUsize,
 }
@@ -264,6 +345,7 @@ async fn drain_on_signal(handle: ServerHandle, drain: Arc<Drain>, timeout: Durat
     };
     signals.recv().await;
     drain.draining.store(true, Ordering::Relaxed);
+    drain.wake.notify_waiters();
     let open = drain.connections.load(Ordering::Relaxed);
     tracing::info!(open, timeout = timeout.as_secs(), "shutting down: answering open connections, then closing them");
     let deadline = tokio::time::Instant::now() + timeout;

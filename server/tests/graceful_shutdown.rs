@@ -181,4 +181,27 @@ async fn requests_begun_before_sigterm_are_answered_on(backend: Backend) {
     requests_begun_before_sigterm_are_answered(&db.url).await;
 }
 
-on_both_backends!(requests_begun_before_sigterm_are_answered_on);
+/// An open live event stream (`/_emulator/Events`) never ends by itself: at SIGTERM it ends, so
+/// the shutdown does not wait `--shutdown-timeout` for it (found running the examples: each
+/// server stop took the whole 30 s while a test's stream was open).
+async fn an_open_event_stream_ends_at_sigterm_on(backend: Backend) {
+    let db = Database::fresh(backend, "drain_events").await;
+    let mut server = Server::start(&db.url, free_port(), &[("VERIFY_PUSH_SHUTDOWN_TIMEOUT", "120")]).await;
+    let mut stream = reqwest::Client::new()
+        .get(format!("{}/_emulator/Events", server.url))
+        .basic_auth(ACCOUNT, Some(TOKEN))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(stream.status(), 200);
+    let first = stream.chunk().await.unwrap().expect("the stream opens with its retry hint");
+    assert!(String::from_utf8_lossy(&first).starts_with("retry:"), "{first:?}");
+    let kill = std::process::Command::new("kill").arg("-TERM").arg(server.child.id().to_string()).status().unwrap();
+    assert!(kill.success(), "kill -TERM");
+    let ended = tokio::time::timeout(DEADLINE, async { while let Ok(Some(_)) = stream.chunk().await {} }).await;
+    assert!(ended.is_ok(), "the event stream stayed open after SIGTERM");
+    let status = exited_within(&mut server.child, DEADLINE).await.expect("the server exits after SIGTERM");
+    assert!(status.success(), "exit status {status}");
+}
+
+on_both_backends!(requests_begun_before_sigterm_are_answered_on, an_open_event_stream_ends_at_sigterm_on);

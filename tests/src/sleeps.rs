@@ -21,7 +21,7 @@ const ALLOWED: &[(&str, usize, &str)] = &[
         2,
         "bounded polls for wall-clock recovery: the pool after a refused connection, the accounts cache",
     ),
-    ("server/tests/support/mod.rs", 1, "bounded poll of a started binary's /healthz"),
+    ("server/tests/support/mod.rs", 2, "bounded polls of a started binary's /healthz and of a refused start's exit"),
     ("server/tests/graceful_shutdown.rs", 2, "bounded polls of a real process: Connection: close, then its exit"),
     (
         "server/tests/crash_recovery.rs",

@@ -139,6 +139,9 @@ pub async fn update_challenge(
 /// is still decoded, strictly, as on every POST.)
 pub async fn create_reset(auth: AccountAuth, state: State, Form(_): Form) -> ApiResult<HttpResponse> {
     state.store.reset_account(&auth.account_sid).await?;
-    tracing::info!(account = %auth.account_sid, "account reset");
+    if let Some(reseed) = &state.reseed {
+        reseed.reseed(&state, &auth.account_sid).await.map_err(ApiError::Internal)?;
+    }
+    tracing::info!(account = %auth.account_sid, reseeded = state.reseed.is_some(), "account reset");
     Ok(HttpResponse::NoContent().finish())
 }

@@ -15,6 +15,7 @@ use super::paging::{list_response, PageRequest};
 use super::params::{Form, Params, Query};
 use super::{path_sid, AppState, Missing, State};
 use crate::domain::dates;
+use crate::domain::rules::CREDENTIAL_FRIENDLY_NAME_MAX;
 use crate::domain::sid::CredentialSid;
 use crate::domain::status::CredentialType;
 use crate::error::{ApiError, ApiResult};
@@ -103,7 +104,7 @@ pub async fn create_credential(auth: AccountAuth, state: State, Form(p): Form) -
     let new = NewCredential {
         sid: CredentialSid::generate(),
         account_sid: &auth.account_sid,
-        friendly_name: p.text("FriendlyName", 64)?,
+        friendly_name: p.text("FriendlyName", CREDENTIAL_FRIENDLY_NAME_MAX)?,
         r#type: kind,
         sandbox: p.bool("Sandbox")?.unwrap_or(false),
         secret: seal(&state, &secret)?,
@@ -142,7 +143,7 @@ pub async fn update_credential(
         let previous = state.secrets.open(&row.secret).and_then(|plain| serde_json::from_slice(&plain).ok());
         row.secret = seal(&state, &secret_from(row.r#type, &p, previous)?)?;
     }
-    if let Some(name) = p.text("FriendlyName", 64)? {
+    if let Some(name) = p.text("FriendlyName", CREDENTIAL_FRIENDLY_NAME_MAX)? {
         row.friendly_name = Some(name.to_owned());
     }
     if let Some(sandbox) = p.bool("Sandbox")? {

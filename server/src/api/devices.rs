@@ -26,7 +26,7 @@ use crate::error::{ApiError, ApiResult};
 use crate::store::devices::{DeviceFilter, DeviceRow};
 
 /// The `FriendlyName` of a device enrolled without one.
-const DEFAULT_FRIENDLY_NAME: &str = "Virtual device";
+pub const DEFAULT_FRIENDLY_NAME: &str = "Virtual device";
 
 #[derive(Deserialize)]
 pub struct DevicePath {
@@ -86,6 +86,7 @@ pub async fn create_device(auth: AccountAuth, state: State, Form(p): Form) -> Ap
         friendly_name,
         push_token,
         verify: p.bool("Verify")?.unwrap_or(true),
+        factor_sid: None,
     };
     let device = enroll(&state, &auth.account_sid, &enrolment).await?;
     Ok(HttpResponse::Created().json(render(&state, &device.row)))

@@ -199,6 +199,11 @@ impl Stream {
         loop {
             let received = tokio::select! {
                 _ = self.keep_alive.tick() => return Some(Bytes::from_static(b": keep-alive\n\n")),
+                // A graceful shutdown waits for open connections: a stream ends at its start.
+                () = self.state.draining_begun() => {
+                    self.done = true;
+                    return None;
+                }
                 received = self.subscription.next() => received,
             };
             match received {

@@ -99,6 +99,7 @@ pub async fn create_push_factor(
     service: &ServiceRow,
     identity: &str,
     p: &Params,
+    fixed_sid: Option<&FactorSid>,
 ) -> ApiResult<FactorRow> {
     identity_param(identity)?;
     let friendly_name = p.required("FriendlyName")?;
@@ -145,7 +146,7 @@ pub async fn create_push_factor(
     });
     let now = state.clock.now();
     let new = NewFactor {
-        sid: FactorSid::generate(),
+        sid: fixed_sid.cloned().unwrap_or_else(FactorSid::generate),
         service,
         identity,
         entity_sid: EntitySid::generate(),
@@ -184,24 +185,26 @@ pub async fn create_new_factor(
     path: web::Path<EntityScope>,
     Form(p): Form,
 ) -> ApiResult<HttpResponse> {
-    let factor = create_new_factor_core(&state, &caller, &path, &p).await?;
+    let factor = create_new_factor_core(&state, &caller, &path, &p, None).await?;
     let binding = json!({"alg": factor.binding_alg, "public_key": factor.binding_public_key});
     Ok(HttpResponse::Created().json(NewFactorBody { factor: render(&state, &factor), binding, options: Value::Null }))
 }
 
 /// The core of [`create_new_factor`], which virtual devices call too (api/virtual_device.rs).
+/// `fixed_sid` names the new Factor (the seed file's devices); the route passes `None`.
 pub async fn create_new_factor_core(
     state: &AppState,
     caller: &Caller,
     path: &EntityScope,
     p: &Params,
+    fixed_sid: Option<&FactorSid>,
 ) -> ApiResult<FactorRow> {
     if caller.device_factor().is_some() {
         return Err(ApiError::Unauthenticated);
     }
     let account_sid = caller.scope(&path.service_sid, &path.identity)?;
     let service = service_of(state, account_sid, &path.service_sid).await?;
-    create_push_factor(state, &service, &path.identity, p).await
+    create_push_factor(state, &service, &path.identity, p, fixed_sid).await
 }
 
 async fn factor_of(state: &AppState, account_sid: &str, path: &EntityItemPath) -> ApiResult<FactorRow> {

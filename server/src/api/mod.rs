@@ -70,9 +70,37 @@ pub struct AppState {
     /// Set when a graceful shutdown begins: `/healthz` then answers 503 `draining`, so load
     /// balancers stop sending new requests while the open ones are answered.
     pub draining: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    /// Woken (`notify_waiters`) when `draining` is set: open event streams end then.
+    pub drain_wake: std::sync::Arc<tokio::sync::Notify>,
+    /// Puts back what the seed file gives an account after `/_emulator/Reset` (README.md,
+    /// "Reset"); none without a seed file.
+    pub reseed: Option<std::sync::Arc<dyn Reseed>>,
+}
+
+/// Start-up seeding again, for one account: the seed file's Services, webhooks, credentials and
+/// virtual devices of `account_sid`, as a start would put them. Implemented by `startup` (which
+/// owns the seed file), called by `/_emulator/Reset`.
+pub trait Reseed: Send + Sync {
+    fn reseed<'a>(
+        &'a self,
+        state: &'a AppState,
+        account_sid: &'a str,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = anyhow::Result<()>> + 'a>>;
 }
 
 impl AppState {
+    /// Resolves once a graceful shutdown has begun.
+    pub async fn draining_begun(&self) {
+        loop {
+            // Created before the check: a wake between the check and the wait is not lost.
+            let woken = self.drain_wake.notified();
+            if self.draining.load(std::sync::atomic::Ordering::Relaxed) {
+                return;
+            }
+            woken.await;
+        }
+    }
+
     /// Whether the test controls are served (`--emulator-controls`): without them their routes
     /// ([`CONTROL_ROUTES`]) answer 404 as unknown paths do.
     pub fn controls_on(&self) -> bool {

@@ -8,7 +8,7 @@ use super::paging::{list_response, PageRequest};
 use super::params::{Form, Params, Query};
 use super::{param_sid, service_of, Missing, State};
 use crate::domain::dates;
-use crate::domain::rules::SERVICE_FRIENDLY_NAME_MAX;
+use crate::domain::rules::{SERVICE_FRIENDLY_NAME_MAX, TOTP_CODE_LENGTH, TOTP_ISSUER_MAX, TOTP_SKEW, TOTP_TIME_STEP};
 use crate::domain::sid::{CredentialSid, ServiceSid, WrongSid};
 use crate::domain::status::CredentialType;
 use crate::error::{ApiError, ApiResult};
@@ -195,16 +195,16 @@ fn apply(s: &mut ServiceSettings, p: &Params) -> ApiResult<()> {
     if let Some(v) = sid_param::<CredentialSid>(p, "Push.FcmCredentialSid")? {
         s.push_fcm_credential_sid = Some(v);
     }
-    if let Some(v) = p.text("Totp.Issuer", 255)? {
+    if let Some(v) = p.text("Totp.Issuer", TOTP_ISSUER_MAX)? {
         s.totp_issuer = Some(v.to_owned());
     }
-    if let Some(v) = p.int_in("Totp.TimeStep", 20..=60)? {
+    if let Some(v) = p.int_in("Totp.TimeStep", TOTP_TIME_STEP)? {
         s.totp_time_step = Some(v);
     }
-    if let Some(v) = p.int_in("Totp.CodeLength", 3..=8)? {
+    if let Some(v) = p.int_in("Totp.CodeLength", TOTP_CODE_LENGTH)? {
         s.totp_code_length = Some(v);
     }
-    if let Some(v) = p.int_in("Totp.Skew", 0..=2)? {
+    if let Some(v) = p.int_in("Totp.Skew", TOTP_SKEW)? {
         s.totp_skew = Some(v);
     }
 

@@ -42,6 +42,9 @@ pub struct Enrolment<'a> {
     pub friendly_name: &'a str,
     pub push_token: Option<&'a str>,
     pub verify: bool,
+    /// A fixed Factor SID (the seed file's devices); the HTTP route never sets it, so the
+    /// Factor gets a new one.
+    pub factor_sid: Option<&'a FactorSid>,
 }
 
 /// The SDK version a style reports (`Config.SdkVersion`), as the client crate does.
@@ -113,7 +116,7 @@ pub async fn enroll(state: &AppState, account_sid: &str, e: &Enrolment<'_>) -> A
     }
     let caller = caller_from_authorization(state, Some(&device_authorization(&token))).await?;
     let scope = EntityScope { service_sid: e.service_sid.to_string(), identity: e.identity.to_owned() };
-    let factor = create_new_factor_core(state, &caller, &scope, &sent(e.style, &form)?).await?;
+    let factor = create_new_factor_core(state, &caller, &scope, &sent(e.style, &form)?, e.factor_sid).await?;
     state.store.insert_device(factor.id, e.style, &state.secrets.seal(&pkcs8), state.clock.now()).await?;
     let device = VirtualDevice::load(state, account_sid, &factor.sid).await?;
     if e.verify {

@@ -10,7 +10,7 @@ use super::paging::{list_response, PageRequest};
 use super::params::{Form, Params, Query};
 use super::{path_sid, service_of, AppState, Missing, State};
 use crate::domain::dates;
-use crate::domain::rules::{is_http_url, WEBHOOK_EVENT_TYPES};
+use crate::domain::rules::{is_http_url, WEBHOOK_EVENT_TYPES, WEBHOOK_FRIENDLY_NAME_MAX, WEBHOOK_URL_MAX};
 use crate::domain::sid::WebhookSid;
 use crate::domain::status::WebhookStatus;
 use crate::error::{ApiError, ApiResult};
@@ -59,7 +59,7 @@ fn render(state: &AppState, w: &WebhookRow) -> WebhookBody {
 
 /// Applies every parameter present in `p` to `w` (create checks the required ones first).
 fn apply(w: &mut WebhookSettings, p: &Params) -> ApiResult<()> {
-    if let Some(name) = p.text("FriendlyName", 64)? {
+    if let Some(name) = p.text("FriendlyName", WEBHOOK_FRIENDLY_NAME_MAX)? {
         w.friendly_name = name.to_owned();
     }
     let events = p.all("EventTypes");
@@ -79,7 +79,7 @@ fn apply(w: &mut WebhookSettings, p: &Params) -> ApiResult<()> {
         w.event_types = chosen.join(",");
     }
     if let Some(url) = p.get("WebhookUrl") {
-        if !is_http_url(url) || url.len() > 2048 {
+        if !is_http_url(url) || url.len() > WEBHOOK_URL_MAX {
             return Err(ApiError::WebhookParameters(
                 "Invalid `WebhookUrl`: must be an absolute http or https URL".into(),
             ));

@@ -25,6 +25,18 @@ pub const FIELD_VALUE_MAX: usize = 128;
 /// `HiddenDetails` and `Metadata` JSON text.
 pub const JSON_TEXT_MAX: usize = 1024;
 pub const SERVICE_FRIENDLY_NAME_MAX: usize = 32;
+/// A Service's `Totp.Issuer`, and the ranges of `Totp.TimeStep`, `Totp.CodeLength`, `Totp.Skew`.
+pub const TOTP_ISSUER_MAX: usize = 255;
+pub const TOTP_TIME_STEP: std::ops::RangeInclusive<i64> = 20..=60;
+pub const TOTP_CODE_LENGTH: std::ops::RangeInclusive<i64> = 3..=8;
+pub const TOTP_SKEW: std::ops::RangeInclusive<i64> = 0..=2;
+/// A Webhook's and a push Credential's `FriendlyName`.
+pub const WEBHOOK_FRIENDLY_NAME_MAX: usize = 64;
+pub const CREDENTIAL_FRIENDLY_NAME_MAX: usize = 64;
+/// A Webhook's `WebhookUrl`.
+pub const WEBHOOK_URL_MAX: usize = 2048;
+/// The shortest configured auth token or API key secret (README, "Accounts").
+pub const MIN_SECRET_LEN: usize = 8;
 pub const FACTOR_FRIENDLY_NAME_MAX: usize = 64;
 pub const APP_ID_MAX: usize = 100;
 pub const NOTIFICATION_TOKEN_LEN: std::ops::RangeInclusive<usize> = 32..=255;

@@ -255,6 +255,13 @@ impl Store {
         })
     }
 
+    /// The Factor `sid` in whatever account, Service and Entity holds it (the seed file checks
+    /// that a fixed Factor SID is not another's).
+    pub async fn factor_anywhere(&self, sid: &FactorSid) -> Result<Option<FactorRow>, sqlx::Error> {
+        let sql = format!("SELECT {COLUMNS} FROM factors WHERE sid = $1");
+        on_pool!(self, read, |pool| sqlx::query_as::<_, FactorRow>(&sql).bind(sid.as_str()).fetch_optional(pool).await)
+    }
+
     /// The Factor whose `config.credential_sid` is `credential_sid` (a device JWT's `kid`).
     pub async fn factor_by_credential(&self, credential_sid: &str) -> Result<Option<FactorRow>, sqlx::Error> {
         let sql = format!("SELECT {COLUMNS} FROM factors WHERE credential_sid = $1");

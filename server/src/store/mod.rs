@@ -30,6 +30,7 @@ pub mod outbox;
 mod plans;
 pub mod pushes;
 mod script;
+pub mod seed;
 pub mod services;
 pub mod sqlite;
 pub mod tokens;

@@ -113,16 +113,7 @@ impl Server {
     /// Starts the binary on `db` and `port` with the test account and `env`, and waits for
     /// `/healthz`.
     pub async fn start(db: &str, port: u16, env: &[(&str, &str)]) -> Server {
-        let child = Command::new(env!("CARGO_BIN_EXE_verify-push-server"))
-            .env("VERIFY_PUSH_BIND", format!("127.0.0.1:{port}"))
-            .env("VERIFY_PUSH_DATABASE_URL", db)
-            .env("VERIFY_PUSH_ACCOUNT_SID", ACCOUNT)
-            .env("VERIFY_PUSH_AUTH_TOKEN", TOKEN)
-            .env("RUST_LOG", "error")
-            .envs(env.iter().copied())
-            .stdout(Stdio::null())
-            .spawn()
-            .unwrap();
+        let child = Server::command(db, port, env).spawn().unwrap();
         let mut server = Server { child, url: format!("http://127.0.0.1:{port}") };
         for _ in 0..400 {
             if reqwest::get(format!("{}/healthz", server.url)).await.is_ok_and(|r| r.status() == 200) {
@@ -132,6 +123,38 @@ impl Server {
         }
         server.kill();
         panic!("the server did not start");
+    }
+
+    /// The binary on `db` and `port` with the test account and `env`.
+    fn command(db: &str, port: u16, env: &[(&str, &str)]) -> Command {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_verify-push-server"));
+        command
+            .env("VERIFY_PUSH_BIND", format!("127.0.0.1:{port}"))
+            .env("VERIFY_PUSH_DATABASE_URL", db)
+            .env("VERIFY_PUSH_ACCOUNT_SID", ACCOUNT)
+            .env("VERIFY_PUSH_AUTH_TOKEN", TOKEN)
+            .env("RUST_LOG", "error")
+            .envs(env.iter().copied())
+            .stdout(Stdio::null());
+        command
+    }
+
+    /// Starts the binary as [`Server::start`] does, expecting it to refuse to start: waits for it
+    /// to exit (at most 30 s), checks the exit status is a failure and returns its stderr.
+    pub fn refused(db: &str, env: &[(&str, &str)]) -> String {
+        let mut child = Server::command(db, free_port(), env).stderr(Stdio::piped()).spawn().unwrap();
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        while child.try_wait().unwrap().is_none() {
+            if std::time::Instant::now() > deadline {
+                let _ = child.kill();
+                panic!("the server started, or did not stop, within 30 s");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let output = child.wait_with_output().unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+        assert!(!output.status.success(), "the server exited with success: {stderr}");
+        stderr
     }
 
     /// SIGKILL: no shutdown, no flush.
