@@ -6,7 +6,12 @@ use futures_util::future::join_all;
 use serde_json::Value;
 use verify_push_client::{jwt, Style};
 
-use crate::helpers::{identity, on_both_backends, Creds, TestApp};
+use verify_push_server::config::ServeArgs;
+use verify_push_server::store::Backend;
+
+use crate::fakes::{script, TestCa};
+use crate::helpers::{for_each_backend, identity, on_both_backends, Creds, TestApp};
+use crate::{push, webhook_delivery};
 
 /// How long a test waits for an event that must come.
 const DEADLINE: Duration = Duration::from_secs(10);
@@ -213,6 +218,65 @@ async fn events_arrive_in_order_per_factor(app: TestApp) {
         assert_eq!(seen[factor], ["factor.created", "factor.verified", "challenge.created", "challenge.approved"]);
     }
 }
+
+/// `push.sent` and `push.failed`: an APNs fake answers the first push 200 and the next 410.
+async fn push_outcomes_arrive_with_the_push_as_emulator_pushes_renders_it(backend: Backend) {
+    let ca = TestCa::new();
+    let answers = script(&[(200, "{}")], (410, r#"{"reason": "Unregistered"}"#));
+    let apns = push::fake(Some((&ca, false)), answers).await;
+    let url = apns.url(true);
+    let app = push::app_with(backend, Some(&ca), |a| a.apns_url = url).await;
+    let credential = push::apn_token_credential(&app, false).await;
+    let (service, user, factor) = push::service_with(&app, "apn", Some(&credential)).await;
+    let mut events = Events::open(&app, "?Type=push.*").await;
+    for outcome in ["sent", "failed"] {
+        let sid = push::challenge(&app, &service, &user, &factor, outcome).await;
+        app.drain().await;
+        let m = events.expect(&format!("push.{outcome}")).await;
+        let pushes = push::pushes_of(&app, &sid).await;
+        assert_eq!(pushes.len(), 1);
+        assert_eq!(m.data["resource"], pushes[0], "rendered as /_emulator/pushes renders it");
+        assert_eq!(m.data["resource"]["status"], outcome);
+        assert_eq!(m.data["challenge_sid"], sid.as_str());
+        assert_eq!(m.data["factor_sid"], factor.as_str());
+        assert_eq!(m.data["identity"], user.as_str());
+        assert_eq!(m.data["service_sid"], service.as_str());
+        assert_eq!(m.data["account_sid"], app.account.user.as_str());
+    }
+    assert_eq!(apns.log.all().len(), 2);
+}
+
+fn one_attempt(args: &mut ServeArgs) {
+    args.webhook_max_attempts = 1;
+}
+
+/// `webhook.delivered` and `webhook.failed`: the receiver answers the first delivery 200 and
+/// the next 500, which with one attempt allowed is final.
+async fn webhook_outcomes_arrive_with_the_delivery_as_emulator_renders_it(app: TestApp) {
+    let hooks = webhook_delivery::receiver(script(&[(200, "ok")], (500, "boom"))).await;
+    let service = app.service().await;
+    let hook = webhook_delivery::webhook(&app, &service, &hooks.url(false), &["factor.created"], "v2").await;
+    let mut events = Events::open(&app, "?Type=webhook.*").await;
+    for outcome in ["delivered", "failed"] {
+        let user = identity();
+        let (factor, _) = app.unverified_factor(&service, &user).await;
+        app.drain().await;
+        let m = events.expect(&format!("webhook.{outcome}")).await;
+        let listed = app.get(&format!("/_emulator/webhook-deliveries?WebhookSid={hook}")).await;
+        let deliveries = listed.assert_status(200)["webhook_deliveries"].as_array().unwrap().clone();
+        let delivery = deliveries.iter().find(|d| d["factor_sid"] == factor.as_str()).unwrap();
+        assert_eq!(&m.data["resource"], delivery, "rendered as /_emulator/webhook-deliveries renders it");
+        assert_eq!(m.data["resource"]["outcome"], outcome);
+        assert_eq!(m.data["identity"], user.as_str());
+        assert_eq!(m.data["service_sid"], service.as_str());
+        assert_eq!(m.data["account_sid"], app.account.user.as_str());
+    }
+    assert_eq!(hooks.log.all().len(), 2);
+}
+
+on_both_backends!(with one_attempt; webhook_outcomes_arrive_with_the_delivery_as_emulator_renders_it);
+
+for_each_backend!(push_outcomes_arrive_with_the_push_as_emulator_pushes_renders_it);
 
 on_both_backends!(
     each_event_arrives_with_its_sids_and_resource,
