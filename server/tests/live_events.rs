@@ -1,7 +1,7 @@
 //! Live events across processes: two server processes on one PostgreSQL schema; a stream opened
 //! on one receives, within a deadline, the event of a change made through the other (each
 //! instance LISTENs; docs/ARCHITECTURE.md, "Live events").
-#![expect(clippy::unwrap_used, reason = "tests fail loudly by design")]
+#![expect(clippy::unwrap_used, clippy::expect_used, reason = "tests fail loudly by design")]
 
 mod support;
 
