@@ -6,7 +6,12 @@ use futures_util::future::join_all;
 use serde_json::Value;
 use verify_push_client::{jwt, Style};
 
-use crate::helpers::{identity, on_both_backends, Creds, TestApp};
+use verify_push_server::config::ServeArgs;
+use verify_push_server::store::Backend;
+
+use crate::fakes::{script, TestCa};
+use crate::helpers::{for_each_backend, identity, on_both_backends, Creds, TestApp};
+use crate::{push, webhook_delivery};
 
 /// How long a test waits for an event that must come.
 const DEADLINE: Duration = Duration::from_secs(10);
@@ -214,6 +219,65 @@ async fn events_arrive_in_order_per_factor(app: TestApp) {
     }
 }
 
+/// `push.sent` and `push.failed`: an APNs fake answers the first push 200 and the next 410.
+async fn push_outcomes_arrive_with_the_push_as_emulator_pushes_renders_it(backend: Backend) {
+    let ca = TestCa::new();
+    let answers = script(&[(200, "{}")], (410, r#"{"reason": "Unregistered"}"#));
+    let apns = push::fake(Some((&ca, false)), answers).await;
+    let url = apns.url(true);
+    let app = push::app_with(backend, Some(&ca), |a| a.apns_url = url).await;
+    let credential = push::apn_token_credential(&app, false).await;
+    let (service, user, factor) = push::service_with(&app, "apn", Some(&credential)).await;
+    let mut events = Events::open(&app, "?Type=push.*").await;
+    for outcome in ["sent", "failed"] {
+        let sid = push::challenge(&app, &service, &user, &factor, outcome).await;
+        app.drain().await;
+        let m = events.expect(&format!("push.{outcome}")).await;
+        let pushes = push::pushes_of(&app, &sid).await;
+        assert_eq!(pushes.len(), 1);
+        assert_eq!(m.data["resource"], pushes[0], "rendered as /_emulator/pushes renders it");
+        assert_eq!(m.data["resource"]["status"], outcome);
+        assert_eq!(m.data["challenge_sid"], sid.as_str());
+        assert_eq!(m.data["factor_sid"], factor.as_str());
+        assert_eq!(m.data["identity"], user.as_str());
+        assert_eq!(m.data["service_sid"], service.as_str());
+        assert_eq!(m.data["account_sid"], app.account.user.as_str());
+    }
+    assert_eq!(apns.log.all().len(), 2);
+}
+
+fn one_attempt(args: &mut ServeArgs) {
+    args.webhook_max_attempts = 1;
+}
+
+/// `webhook.delivered` and `webhook.failed`: the receiver answers the first delivery 200 and
+/// the next 500, which with one attempt allowed is final.
+async fn webhook_outcomes_arrive_with_the_delivery_as_emulator_renders_it(app: TestApp) {
+    let hooks = webhook_delivery::receiver(script(&[(200, "ok")], (500, "boom"))).await;
+    let service = app.service().await;
+    let hook = webhook_delivery::webhook(&app, &service, &hooks.url(false), &["factor.created"], "v2").await;
+    let mut events = Events::open(&app, "?Type=webhook.*").await;
+    for outcome in ["delivered", "failed"] {
+        let user = identity();
+        let (factor, _) = app.unverified_factor(&service, &user).await;
+        app.drain().await;
+        let m = events.expect(&format!("webhook.{outcome}")).await;
+        let listed = app.get(&format!("/_emulator/webhook-deliveries?WebhookSid={hook}")).await;
+        let deliveries = listed.assert_status(200)["webhook_deliveries"].as_array().unwrap().clone();
+        let delivery = deliveries.iter().find(|d| d["factor_sid"] == factor.as_str()).unwrap();
+        assert_eq!(&m.data["resource"], delivery, "rendered as /_emulator/webhook-deliveries renders it");
+        assert_eq!(m.data["resource"]["outcome"], outcome);
+        assert_eq!(m.data["identity"], user.as_str());
+        assert_eq!(m.data["service_sid"], service.as_str());
+        assert_eq!(m.data["account_sid"], app.account.user.as_str());
+    }
+    assert_eq!(hooks.log.all().len(), 2);
+}
+
+on_both_backends!(with one_attempt; webhook_outcomes_arrive_with_the_delivery_as_emulator_renders_it);
+
+for_each_backend!(push_outcomes_arrive_with_the_push_as_emulator_pushes_renders_it);
+
 on_both_backends!(
     each_event_arrives_with_its_sids_and_resource,
     filters_pick_the_events_and_other_accounts_never_show,
@@ -235,4 +299,88 @@ async fn an_event_from_one_instance_arrives_on_another() {
     let m = on_b.expect("challenge.created").await;
     assert_eq!(m.data["challenge_sid"], challenge["sid"]);
     assert_eq!(m.data["resource"]["url"].as_str().unwrap().replace(&b.url, &a.url), challenge["url"].as_str().unwrap());
+}
+
+/// Challenges made by the slow-client test (two events each): with 20 detail fields each
+/// `challenge.created` is ~5 KB, so these outgrow the hub (`HUB_CAPACITY`, 1024 events) plus
+/// what the socket buffers hold (the server's send buffer grows to a few MB on loopback: the slow
+/// stream took ~850 events before it stopped being polled, and lost ~930).
+const FLOOD: usize = 1400;
+
+/// A client that stops reading is dropped (`event: overflow`, then the end of the response)
+/// while another client on the same server receives every event, and the server stays healthy.
+#[tokio::test]
+async fn a_slow_client_is_dropped_while_others_receive_every_event() {
+    use base64::Engine;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    let app = crate::helpers::spawn_app(crate::helpers::Sqlite).await;
+    let service = app.service().await;
+    let user = identity();
+    let (factor, _) = app.verified_factor(&service, &user).await;
+
+    // The slow client: a small receive buffer, reads the response head and the opening message,
+    // then nothing until the flood is over.
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.set_recv_buffer_size(4096).unwrap();
+    let mut slow = socket.connect(app.url.trim_start_matches("http://").parse().unwrap()).await.unwrap();
+    let basic =
+        base64::engine::general_purpose::STANDARD.encode(format!("{}:{}", app.account.user, app.account.password));
+    let request = format!(
+        "GET /_emulator/Events HTTP/1.1\r\nHost: test\r\nAuthorization: Basic {basic}\r\nConnection: close\r\n\r\n"
+    );
+    slow.write_all(request.as_bytes()).await.unwrap();
+    let mut head = Vec::new();
+    while !String::from_utf8_lossy(&head).contains(": connected") {
+        let mut buf = [0u8; 1024];
+        let n = tokio::time::timeout(DEADLINE, slow.read(&mut buf)).await.unwrap().unwrap();
+        assert!(n > 0, "the stream opens: {}", String::from_utf8_lossy(&head));
+        head.extend_from_slice(&buf[..n]);
+    }
+    assert!(String::from_utf8_lossy(&head).starts_with("HTTP/1.1 200"));
+
+    // The fast client reads as the events come.
+    let mut fast = Events::open(&app, "").await;
+    let reader = tokio::spawn(async move {
+        let mut got = Vec::new();
+        while got.len() < 2 * FLOOD + 2 {
+            let m = fast.next().await.expect("the fast stream stays open");
+            got.push((m.id.unwrap(), m.event));
+        }
+        got
+    });
+
+    let fields: Vec<String> = (0..20)
+        .map(|n| {
+            serde_json::json!({"label": format!("label {n:02} {}", "l".repeat(26)), "value": "v".repeat(128)})
+                .to_string()
+        })
+        .collect();
+    let path = format!("/v2/Services/{service}/Entities/{user}/Challenges");
+    let message = "m".repeat(256);
+    let mut form: Vec<(&str, &str)> = vec![("FactorSid", &factor), ("Details.Message", &message)];
+    form.extend(fields.iter().map(|f| ("Details.Fields", f.as_str())));
+    for _ in 0..FLOOD {
+        app.post(&path, &form).await.assert_status(201);
+    }
+
+    // Now the slow client reads: what was buffered, then `event: overflow`, then the end.
+    let mut rest = Vec::new();
+    tokio::time::timeout(DEADLINE, slow.read_to_end(&mut rest)).await.expect("the slow stream ends").unwrap();
+    let rest = String::from_utf8_lossy(&rest);
+    let overflow = rest.find("event: overflow\ndata: ").expect("the slow client is told it fell behind");
+    assert!(rest[overflow..].contains(r#""buffer":1024"#), "{}", &rest[overflow..]);
+    assert!(!rest[overflow..].contains("event: challenge"), "nothing after the overflow");
+    assert!(rest.ends_with("0\r\n\r\n"), "the response ends: {}", &rest[rest.len().saturating_sub(200)..]);
+
+    // The server is healthy and the fast client, which got every event, still gets new ones.
+    let health = reqwest::get(format!("{}/healthz", app.url)).await.unwrap();
+    assert_eq!(health.status(), 200);
+    app.challenge(&service, &user, &factor).await;
+    let got = tokio::time::timeout(DEADLINE, reader).await.expect("every event in time").unwrap();
+    let first = got[0].0;
+    for (n, (id, event)) in got.iter().enumerate() {
+        assert_eq!(*id, first + n as u64, "no event missed");
+        assert_eq!(event, if n % 2 == 0 { "challenge.created" } else { "push.recorded" });
+    }
 }

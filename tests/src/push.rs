@@ -59,7 +59,7 @@ pub async fn fcm_credential(app: &TestApp, token_uri: &str) -> String {
     reply.assert_status(201)["sid"].as_str().unwrap().to_owned()
 }
 
-async fn apn_token_credential(app: &TestApp, sandbox: bool) -> String {
+pub(crate) async fn apn_token_credential(app: &TestApp, sandbox: bool) -> String {
     let reply = app
         .post(
             "/v1/Credentials",
@@ -76,7 +76,7 @@ async fn apn_token_credential(app: &TestApp, sandbox: bool) -> String {
 }
 
 /// A Service using `credential` for `platform`, and a verified factor on it.
-async fn service_with(app: &TestApp, platform: &str, credential: Option<&str>) -> (String, String, String) {
+pub(crate) async fn service_with(app: &TestApp, platform: &str, credential: Option<&str>) -> (String, String, String) {
     let field = if platform == "apn" { "Push.ApnCredentialSid" } else { "Push.FcmCredentialSid" };
     let mut form = vec![("FriendlyName", "Push")];
     if let Some(c) = credential {
@@ -89,7 +89,7 @@ async fn service_with(app: &TestApp, platform: &str, credential: Option<&str>) -
     (service, user, factor)
 }
 
-async fn challenge(app: &TestApp, service: &str, user: &str, factor: &str, message: &str) -> String {
+pub(crate) async fn challenge(app: &TestApp, service: &str, user: &str, factor: &str, message: &str) -> String {
     let reply = app
         .post(
             &format!("/v2/Services/{service}/Entities/{user}/Challenges"),
@@ -99,7 +99,7 @@ async fn challenge(app: &TestApp, service: &str, user: &str, factor: &str, messa
     reply.assert_status(201)["sid"].as_str().unwrap().to_owned()
 }
 
-async fn pushes_of(app: &TestApp, challenge: &str) -> Vec<Value> {
+pub(crate) async fn pushes_of(app: &TestApp, challenge: &str) -> Vec<Value> {
     let reply = app.get(&format!("/_emulator/pushes?ChallengeSid={challenge}")).await;
     reply.assert_status(200)["pushes"].as_array().unwrap().clone()
 }
@@ -113,12 +113,12 @@ async fn push_when_drained(app: &TestApp, challenge: &str, status: &str) -> Valu
     found.unwrap_or_else(|| panic!("once drained, the push of {challenge} is not {status}: {pushes:?}"))
 }
 
-async fn fake(tls: Option<(&TestCa, bool)>, responder: Responder) -> Fake {
+pub(crate) async fn fake(tls: Option<(&TestCa, bool)>, responder: Responder) -> Fake {
     Fake::start(TcpListener::bind("127.0.0.1:0").await.unwrap(), tls, responder).await
 }
 
 /// A server whose APNs (production and sandbox) and FCM endpoints are the given URLs.
-async fn app_with(backend: Backend, ca: Option<&TestCa>, tweak: impl FnOnce(&mut ServeArgs)) -> TestApp {
+pub(crate) async fn app_with(backend: Backend, ca: Option<&TestCa>, tweak: impl FnOnce(&mut ServeArgs)) -> TestApp {
     let ca_file = ca.map(|ca| write_temp("ca.pem", &ca.pem));
     spawn_app_with(backend, |args| {
         args.push_ca_cert = ca_file;

@@ -54,11 +54,11 @@ fn form(body: &str) -> HashMap<String, String> {
         .collect()
 }
 
-async fn receiver(responder: Responder) -> Fake {
+pub(crate) async fn receiver(responder: Responder) -> Fake {
     Fake::start(TcpListener::bind("127.0.0.1:0").await.unwrap(), None, responder).await
 }
 
-async fn webhook(app: &TestApp, service: &str, url: &str, events: &[&str], version: &str) -> String {
+pub(crate) async fn webhook(app: &TestApp, service: &str, url: &str, events: &[&str], version: &str) -> String {
     let mut f: Vec<(&str, &str)> = vec![("FriendlyName", "hook"), ("WebhookUrl", url), ("Version", version)];
     f.extend(events.iter().map(|e| ("EventTypes", *e)));
     app.post(&format!("/v2/Services/{service}/Webhooks"), &f).await.assert_status(201)["sid"]
@@ -74,7 +74,7 @@ async fn received_once_drained(app: &TestApp, fake: &Fake) -> Vec<Recorded> {
 }
 
 /// The first delivery of webhook `hook` in `/_emulator/webhook-deliveries`.
-async fn delivery_of(app: &TestApp, hook: &str) -> Value {
+pub(crate) async fn delivery_of(app: &TestApp, hook: &str) -> Value {
     app.get(&format!("/_emulator/webhook-deliveries?WebhookSid={hook}")).await.body["webhook_deliveries"][0].clone()
 }
 
